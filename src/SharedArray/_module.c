@@ -1,0 +1,128 @@
+/*
+ * Module definition and exec slot only; each operation has its own file.
+ */
+#define SA_IMPORT_ARRAY
+#include "sharedarray.h"
+
+#include <sys/mman.h>
+
+PyDoc_STRVAR(create_doc,
+"create(name, shape, dtype=float, order='C', mode=0o600)\n--\n\n"
+"Create a zero-filled array in shared memory and return it.\n\n"
+"name is 'shm://NAME' (POSIX shared memory), 'file://PATH' (a file), or a\n"
+"bare NAME (= shm://NAME).  shape, dtype and order are as numpy.zeros\n"
+"takes them.  The segment is a .npy file whose data starts on a page\n"
+"boundary; it is created with exactly the permission bits in mode, its\n"
+"space is reserved up front (a full filesystem raises OSError(ENOSPC)),\n"
+"and it appears under name only once complete.\n\n"
+"Raises FileExistsError if name exists.");
+
+PyDoc_STRVAR(attach_doc,
+"attach(name, ro=False)\n--\n\n"
+"Map an existing array and return it.  ro=True maps it read-only and\n"
+"returns a non-writeable array.  Any .npy file that NumPy wrote can be\n"
+"attached.  Raises FileNotFoundError if name does not exist and\n"
+"ValueError if it is not a valid array.");
+
+PyDoc_STRVAR(delete_doc,
+"delete(name)\n--\n\n"
+"Remove the name of an array.  Arrays already attached stay valid; the\n"
+"memory is freed when the last one is gone.  Refuses (ValueError) to\n"
+"remove a file that is not an array.");
+
+PyDoc_STRVAR(list_doc,
+"list()\n--\n\n"
+"Return the arrays in POSIX shared memory (Linux: /dev/shm) as\n"
+"ArrayDesc entries with name, dtype, dims and nbytes.  Files that are\n"
+"not arrays, or cannot be read, are skipped.");
+
+static PyMethodDef module_methods[] = {
+    {"create", (PyCFunction)(void (*)(void))sa_create,
+     METH_FASTCALL | METH_KEYWORDS, create_doc},
+    {"attach", (PyCFunction)(void (*)(void))sa_attach,
+     METH_FASTCALL | METH_KEYWORDS, attach_doc},
+    {"delete", (PyCFunction)(void (*)(void))sa_delete,
+     METH_FASTCALL | METH_KEYWORDS, delete_doc},
+    {"list", (PyCFunction)(void (*)(void))sa_list,
+     METH_FASTCALL | METH_KEYWORDS, list_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+module_exec(PyObject *m)
+{
+    sa_state *st = sa_get_state(m);
+
+    if (PyArray_ImportNumPyAPI() < 0) {
+        return -1;
+    }
+    st->mapping_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(m, &sa_mapping_spec, NULL);
+    if (st->mapping_type == NULL ||
+        PyModule_AddType(m, st->mapping_type) < 0) {
+        return -1;
+    }
+    st->entry_type = PyStructSequence_NewType(&sa_entry_desc);
+    if (st->entry_type == NULL || PyModule_AddType(m, st->entry_type) < 0) {
+        return -1;
+    }
+    st->descr_cache = PyDict_New();
+    if (st->descr_cache == NULL) {
+        return -1;
+    }
+    if (PyModule_AddIntConstant(m, "MS_ASYNC", MS_ASYNC) < 0 ||
+        PyModule_AddIntConstant(m, "MS_SYNC", MS_SYNC) < 0 ||
+        PyModule_AddIntConstant(m, "MS_INVALIDATE", MS_INVALIDATE) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+module_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    sa_state *st = sa_get_state(m);
+    Py_VISIT(st->mapping_type);
+    Py_VISIT(st->entry_type);
+    Py_VISIT(st->descr_cache);
+    return 0;
+}
+
+static int
+module_clear(PyObject *m)
+{
+    sa_state *st = sa_get_state(m);
+    Py_CLEAR(st->mapping_type);
+    Py_CLEAR(st->entry_type);
+    Py_CLEAR(st->descr_cache);
+    return 0;
+}
+
+static void
+module_free(void *m)
+{
+    module_clear((PyObject *)m);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "SharedArray._core",
+    .m_doc = "C core of SharedArray: share NumPy arrays between processes.",
+    .m_size = sizeof(sa_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&module_def);
+}

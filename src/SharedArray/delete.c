@@ -1,0 +1,72 @@
+/*
+ * delete(name)
+ *
+ * Unlinks the name only after reading it back as an array: a file that is
+ * not one (no .npy magic, a symlink, a FIFO) is refused with ValueError.
+ * Existing attachments keep their mapping.
+ */
+#include "sharedarray.h"
+
+#include <errno.h>
+#include <fcntl.h>
+
+static PyObject *
+delete_impl(PyObject *nameobj, const sa_name *name)
+{
+    sa_probe p;
+    PyObject *result = NULL;
+    int err;
+
+    Py_BEGIN_ALLOW_THREADS
+    err = sa_probe_open(&p, AT_FDCWD, name->path, 0, 1);
+    Py_END_ALLOW_THREADS
+    if (err == ELOOP) {
+        PyErr_Format(PyExc_ValueError,
+                     "%R is a symbolic link, not an array; not deleted",
+                     nameobj);
+        return NULL;
+    }
+    if (err != 0) {
+        return sa_raise_errno(err, nameobj);
+    }
+    /* A damaged header still marks the file as ours; no magic does not. */
+    if (!p.regular || p.status == SA_HDR_NOT_NPY) {
+        PyErr_Format(PyExc_ValueError,
+                     "%R is not an array (%s); not deleted", nameobj,
+                     p.regular ? "no .npy header" : "not a regular file");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    err = sa_unlink_checked(&p, name->path);
+    Py_END_ALLOW_THREADS
+    if (err == ESTALE) {
+        PyErr_Format(PyExc_FileNotFoundError,
+                     "%R was replaced while being deleted; left in place",
+                     nameobj);
+        goto done;
+    }
+    if (err != 0) {
+        sa_raise_errno(err, nameobj);
+        goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    sa_probe_close(&p);
+    return result;
+}
+
+PyObject *
+sa_delete(PyObject *Py_UNUSED(module), PyObject *const *args,
+          Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"name"};
+    PyObject *a[1];
+    sa_name name;
+
+    if (sa_parse_args("delete", args, nargs, kwnames, names, 1, 1, a) < 0 ||
+        sa_name_from_object(a[0], &name) < 0) {
+        return NULL;
+    }
+    return delete_impl(a[0], &name);
+}

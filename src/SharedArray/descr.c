@@ -1,0 +1,245 @@
+/*
+ * dtypes in and out of .npy headers.  Plain descrs ("<f8", "|S10",
+ * "<M8[ns]") are recognised in C and resolved through a cache; anything
+ * else (structured, nested, escaped) goes to SharedArray._format, which
+ * uses NumPy's own numpy.lib.format and ast.literal_eval.
+ */
+#include "sharedarray.h"
+
+#include <string.h>
+
+/* The cache only ever holds descrs seen in headers; keep it bounded. */
+#define SA_DESCR_CACHE_MAX 512
+
+int
+sa_descr_check(PyArray_Descr *d)
+{
+    if (d->type_num == NPY_OBJECT || PyDataType_REFCHK(d)) {
+        PyErr_Format(PyExc_TypeError,
+                     "dtype %R holds Python objects; object pointers cannot "
+                     "be shared between processes",
+                     (PyObject *)d);
+        return -1;
+    }
+    if (d->type_num < 0 || d->type_num >= NPY_NTYPES_LEGACY) {
+        PyErr_Format(PyExc_TypeError,
+                     "dtype %R cannot be stored in a shared array: only "
+                     "NumPy's built-in non-object dtypes have a .npy "
+                     "description",
+                     (PyObject *)d);
+        return -1;
+    }
+    if (PyDataType_ELSIZE(d) <= 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "dtype %R has itemsize 0; give a size (e.g. 'S10')",
+                     (PyObject *)d);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *
+sa_descr_literal(PyArray_Descr *d, int *utf8)
+{
+    PyObject *text = NULL, *str = NULL, *mod = NULL, *bytes = NULL;
+    const unsigned char *b;
+    Py_ssize_t i, n;
+
+    if (!PyDataType_HASFIELDS(d) && !PyDataType_HASSUBARRAY(d)) {
+        str = PyObject_GetAttrString((PyObject *)d, "str");
+        if (str == NULL) {
+            goto done;
+        }
+        text = PyUnicode_FromFormat("'%U'", str);
+    }
+    else {
+        mod = PyImport_ImportModule("SharedArray._format");
+        if (mod == NULL) {
+            goto done;
+        }
+        text = PyObject_CallMethod(mod, "descr_literal", "O", (PyObject *)d);
+    }
+    if (text == NULL) {
+        goto done;
+    }
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "descr_literal did not return str");
+        goto done;
+    }
+    bytes = PyUnicode_AsUTF8String(text);
+    if (bytes == NULL) {
+        goto done;
+    }
+    b = (const unsigned char *)PyBytes_AS_STRING(bytes);
+    n = PyBytes_GET_SIZE(bytes);
+    *utf8 = 0;
+    for (i = 0; i < n; i++) {
+        if (b[i] >= 0x80) {
+            *utf8 = 1;
+            break;
+        }
+    }
+done:
+    Py_XDECREF(text);
+    Py_XDECREF(str);
+    Py_XDECREF(mod);
+    return bytes;
+}
+
+static PyObject *
+invalid(PyObject *name, const char *what)
+{
+    PyErr_Format(PyExc_ValueError, "%R is not a valid array: %s", name,
+                 what);
+    return NULL;
+}
+
+/* A plain descr: cached, else NumPy's converter, checked against the C parse. */
+static PyArray_Descr *
+descr_plain(sa_state *st, const sa_header *h, const sa_simple_descr *sd,
+            PyObject *name)
+{
+    PyObject *key = NULL;
+    PyArray_Descr *d = NULL;
+
+    key = PyUnicode_FromStringAndSize(h->body, (Py_ssize_t)h->body_len);
+    if (key == NULL) {
+        goto done;
+    }
+    d = (PyArray_Descr *)PyDict_GetItemWithError(st->descr_cache, key);
+    if (d != NULL) {
+        Py_INCREF(d);
+        goto done;
+    }
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    if (!PyArray_DescrConverter(key, &d)) {
+        PyErr_Clear();
+        invalid(name, "its header names a dtype NumPy does not know");
+        goto done;
+    }
+    if (d->kind != sd->kind || (uint64_t)PyDataType_ELSIZE(d) != sd->itemsize) {
+        Py_CLEAR(d);
+        invalid(name, "its header names a dtype NumPy reads differently");
+        goto done;
+    }
+    if (sa_descr_check(d) < 0) {
+        Py_CLEAR(d);
+        goto done;
+    }
+    if (PyDict_GET_SIZE(st->descr_cache) >= SA_DESCR_CACHE_MAX) {
+        PyDict_Clear(st->descr_cache);
+    }
+    if (PyDict_SetItem(st->descr_cache, key, (PyObject *)d) < 0) {
+        Py_CLEAR(d);
+    }
+done:
+    Py_XDECREF(key);
+    return d;
+}
+
+/* Anything else: NumPy's own .npy code, through SharedArray._format. */
+static PyArray_Descr *
+descr_literal_eval(const sa_header *h, PyObject *name)
+{
+    PyObject *text = NULL, *mod = NULL, *res = NULL;
+    PyArray_Descr *d = NULL;
+
+    if (h->major == 3) {
+        text = PyUnicode_DecodeUTF8(h->literal, (Py_ssize_t)h->literal_len,
+                                    "strict");
+    }
+    else {
+        text = PyUnicode_DecodeLatin1(h->literal, (Py_ssize_t)h->literal_len,
+                                      "strict");
+    }
+    if (text == NULL) {
+        PyErr_Clear();
+        invalid(name, "its header is not valid text");
+        goto done;
+    }
+    mod = PyImport_ImportModule("SharedArray._format");
+    if (mod == NULL) {
+        goto done;
+    }
+    res = PyObject_CallMethod(mod, "dtype_from_literal", "O", text);
+    if (res == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
+            goto done;
+        }
+        PyErr_Clear();
+        invalid(name, "its header's descr is not a dtype NumPy can read");
+        goto done;
+    }
+    if (!PyArray_DescrCheck(res)) {
+        invalid(name, "its header's descr is not a dtype");
+        goto done;
+    }
+    if (sa_descr_check((PyArray_Descr *)res) < 0) {
+        goto done;
+    }
+    d = (PyArray_Descr *)res;
+    res = NULL;
+done:
+    Py_XDECREF(text);
+    Py_XDECREF(mod);
+    Py_XDECREF(res);
+    return d;
+}
+
+PyArray_Descr *
+sa_probe_resolve(sa_state *st, const sa_probe *p, PyObject *name,
+                 uint64_t *nbytes)
+{
+    const sa_header *h = &p->hdr;
+    sa_simple_descr sd;
+    PyArray_Descr *d = NULL;
+    uint64_t room;
+
+    if (!p->regular) {
+        return (PyArray_Descr *)invalid(name, "not a regular file");
+    }
+    if (p->status == SA_HDR_NOT_NPY) {
+        return (PyArray_Descr *)invalid(name, "no .npy header");
+    }
+    if (p->status != SA_HDR_OK) {
+        PyErr_Format(PyExc_ValueError, "%R is not a valid array: %s", name,
+                     p->why ? p->why : "corrupt header");
+        return NULL;
+    }
+    if (h->ndim > SA_RUNTIME_MAXDIMS) {
+        return (PyArray_Descr *)invalid(
+            name, "its shape has more dimensions than this NumPy supports");
+    }
+    if (h->body != NULL &&
+        sa_descr_parse_simple(h->body, h->body_len, &sd) == 0) {
+        d = descr_plain(st, h, &sd, name);
+    }
+    else {
+        d = descr_literal_eval(h, name);
+    }
+    if (d == NULL) {
+        return NULL;
+    }
+    /* The data must lie inside the file, or touching it would SIGBUS. */
+    room = (uint64_t)p->st.st_size - h->data_offset;
+    if (sa_header_nbytes(h->dims, h->ndim, (uint64_t)PyDataType_ELSIZE(d),
+                         (uint64_t)NPY_MAX_INTP, nbytes) < 0) {
+        Py_DECREF(d);
+        return (PyArray_Descr *)invalid(name, "its shape is too large");
+    }
+    if ((uint64_t)p->st.st_size < h->data_offset || *nbytes > room) {
+        Py_DECREF(d);
+        PyErr_Format(PyExc_ValueError,
+                     "%R is not a valid array: file is truncated (%llu "
+                     "bytes of data expected after the header, %llu present)",
+                     name, (unsigned long long)*nbytes,
+                     (unsigned long long)((uint64_t)p->st.st_size >
+                                                  h->data_offset
+                                              ? room
+                                              : 0));
+        return NULL;
+    }
+    return d;
+}

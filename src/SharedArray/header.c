@@ -1,0 +1,534 @@
+/*
+ * .npy header codec.  The grammar accepted is the subset of Python literals
+ * that numpy.lib.format writes: a dict with exactly the keys 'descr',
+ * 'fortran_order' and 'shape'.  A descr that is more than a plain string is
+ * returned as a span for the caller's Python fallback (ast.literal_eval);
+ * nothing here evaluates anything.
+ */
+#include "header.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+
+typedef struct {
+    const char *p;
+    const char *end;
+    const char *why;
+} cursor;
+
+static void
+skip_ws(cursor *c)
+{
+    while (c->p < c->end &&
+           (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+static int
+expect(cursor *c, char ch, const char *why)
+{
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != ch) {
+        c->why = why;
+        return -1;
+    }
+    c->p++;
+    return 0;
+}
+
+/*
+ * A quoted string literal.  Sets [body, body+len) to the text between the
+ * quotes; *plain is 0 if it holds a backslash (escapes are left to Python).
+ */
+static int
+parse_string(cursor *c, const char **body, size_t *len, int *plain)
+{
+    char quote;
+
+    skip_ws(c);
+    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"')) {
+        c->why = "expected a string";
+        return -1;
+    }
+    quote = *c->p++;
+    *body = c->p;
+    *plain = 1;
+    while (c->p < c->end && *c->p != quote) {
+        if (*c->p == '\n') {
+            break;
+        }
+        if (*c->p == '\\') {
+            *plain = 0;
+            c->p++;
+            if (c->p >= c->end) {
+                break;
+            }
+        }
+        c->p++;
+    }
+    if (c->p >= c->end || *c->p != quote) {
+        c->why = "unterminated string";
+        return -1;
+    }
+    *len = (size_t)(c->p - *body);
+    c->p++;
+    return 0;
+}
+
+/* Skips a bracketed literal ([...] with nested brackets and strings). */
+static int
+skip_bracketed(cursor *c)
+{
+    int depth = 0;
+
+    do {
+        if (c->p >= c->end) {
+            c->why = "unterminated descr list";
+            return -1;
+        }
+        if (*c->p == '\'' || *c->p == '"') {
+            const char *body;
+            size_t len;
+            int plain;
+            if (parse_string(c, &body, &len, &plain) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (*c->p == '[' || *c->p == '(') {
+            if (++depth > 64) {
+                c->why = "descr nested too deeply";
+                return -1;
+            }
+        }
+        else if (*c->p == ']' || *c->p == ')') {
+            depth--;
+        }
+        c->p++;
+    } while (depth > 0);
+    return 0;
+}
+
+static int
+is_ident_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') || ch == '_';
+}
+
+static int
+parse_bool(cursor *c, int *value)
+{
+    skip_ws(c);
+    if ((size_t)(c->end - c->p) >= 4 && memcmp(c->p, "True", 4) == 0 &&
+        (c->end - c->p == 4 || !is_ident_char(c->p[4]))) {
+        c->p += 4;
+        *value = 1;
+        return 0;
+    }
+    if ((size_t)(c->end - c->p) >= 5 && memcmp(c->p, "False", 5) == 0 &&
+        (c->end - c->p == 5 || !is_ident_char(c->p[5]))) {
+        c->p += 5;
+        *value = 0;
+        return 0;
+    }
+    c->why = "fortran_order is not True or False";
+    return -1;
+}
+
+/* A non-negative decimal integer; a trailing L (Python 2 files) is allowed. */
+static int
+parse_dim(cursor *c, int64_t *value)
+{
+    uint64_t v = 0;
+    const char *start;
+
+    skip_ws(c);
+    start = c->p;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+        v = v * 10 + (uint64_t)(*c->p - '0');
+        if (v > (uint64_t)INT64_MAX) {
+            c->why = "a dimension is too large";
+            return -1;
+        }
+        c->p++;
+    }
+    if (c->p == start) {
+        c->why = "shape holds something other than non-negative integers";
+        return -1;
+    }
+    if (c->p < c->end && *c->p == 'L') {
+        c->p++;
+    }
+    *value = (int64_t)v;
+    return 0;
+}
+
+/* A tuple of integers; one element needs its trailing comma, as in Python. */
+static int
+parse_shape(cursor *c, sa_header *h)
+{
+    int comma = 0;
+
+    if (expect(c, '(', "shape is not a tuple") < 0) {
+        return -1;
+    }
+    h->ndim = 0;
+    skip_ws(c);
+    while (c->p < c->end && *c->p != ')') {
+        if (h->ndim >= SA_MAXDIMS) {
+            c->why = "shape has too many dimensions";
+            return -1;
+        }
+        if (parse_dim(c, &h->dims[h->ndim]) < 0) {
+            return -1;
+        }
+        h->ndim++;
+        skip_ws(c);
+        comma = 0;
+        if (c->p < c->end && *c->p == ',') {
+            comma = 1;
+            c->p++;
+            skip_ws(c);
+        }
+        else {
+            break;
+        }
+    }
+    if (h->ndim == 1 && !comma) {
+        c->why = "shape is not a tuple";
+        return -1;
+    }
+    return expect(c, ')', "shape is not a tuple");
+}
+
+static int
+parse_descr(cursor *c, sa_header *h)
+{
+    skip_ws(c);
+    h->literal = c->p;
+    h->body = NULL;
+    if (c->p < c->end && *c->p == '[') {
+        if (skip_bracketed(c) < 0) {
+            return -1;
+        }
+    }
+    else {
+        const char *body;
+        size_t len;
+        int plain;
+        if (parse_string(c, &body, &len, &plain) < 0) {
+            c->why = "descr is neither a string nor a list";
+            return -1;
+        }
+        if (plain) {
+            h->body = body;
+            h->body_len = len;
+        }
+    }
+    h->literal_len = (size_t)(c->p - h->literal);
+    return 0;
+}
+
+static int
+parse_dict(cursor *c, sa_header *h)
+{
+    int seen_descr = 0, seen_order = 0, seen_shape = 0;
+
+    if (expect(c, '{', "header is not a dict") < 0) {
+        return -1;
+    }
+    for (;;) {
+        const char *key;
+        size_t klen;
+        int plain;
+
+        skip_ws(c);
+        if (c->p < c->end && *c->p == '}') {
+            c->p++;
+            break;
+        }
+        if (parse_string(c, &key, &klen, &plain) < 0) {
+            c->why = "header dict has a key that is not a string";
+            return -1;
+        }
+        if (expect(c, ':', "header dict is malformed") < 0) {
+            return -1;
+        }
+        if (plain && klen == 5 && memcmp(key, "descr", 5) == 0 &&
+            !seen_descr) {
+            seen_descr = 1;
+            if (parse_descr(c, h) < 0) {
+                return -1;
+            }
+        }
+        else if (plain && klen == 13 &&
+                 memcmp(key, "fortran_order", 13) == 0 && !seen_order) {
+            seen_order = 1;
+            if (parse_bool(c, &h->fortran_order) < 0) {
+                return -1;
+            }
+        }
+        else if (plain && klen == 5 && memcmp(key, "shape", 5) == 0 &&
+                 !seen_shape) {
+            seen_shape = 1;
+            if (parse_shape(c, h) < 0) {
+                return -1;
+            }
+        }
+        else {
+            c->why = "header dict has an unexpected or repeated key";
+            return -1;
+        }
+        skip_ws(c);
+        if (c->p < c->end && *c->p == ',') {
+            c->p++;
+        }
+        else if (expect(c, '}', "header dict is malformed") < 0) {
+            return -1;
+        }
+        else {
+            break;
+        }
+    }
+    if (!(seen_descr && seen_order && seen_shape)) {
+        c->why = "header lacks one of 'descr', 'fortran_order', 'shape'";
+        return -1;
+    }
+    skip_ws(c);
+    if (c->p != c->end) {
+        c->why = "header has trailing bytes after the dict";
+        return -1;
+    }
+    return 0;
+}
+
+sa_hdr_status
+sa_header_parse(const unsigned char *buf, size_t len, sa_header *h,
+                const char **why)
+{
+    size_t prefix, hlen;
+    cursor c;
+
+    memset(h, 0, sizeof(*h));
+    *why = NULL;
+    if (len < sizeof(npy_magic) ||
+        memcmp(buf, npy_magic, sizeof(npy_magic)) != 0) {
+        return SA_HDR_NOT_NPY;
+    }
+    if (len < SA_PREFIX_V1) {
+        *why = "file ends inside the .npy header";
+        return SA_HDR_CORRUPT;
+    }
+    h->major = buf[6];
+    if (buf[7] != 0 || h->major < 1 || h->major > 3) {
+        *why = "unsupported .npy format version";
+        return SA_HDR_CORRUPT;
+    }
+    if (h->major == 1) {
+        prefix = SA_PREFIX_V1;
+        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
+    }
+    else {
+        if (len < SA_PREFIX_V2) {
+            *why = "file ends inside the .npy header";
+            return SA_HDR_CORRUPT;
+        }
+        prefix = SA_PREFIX_V2;
+        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
+               (size_t)buf[11] << 24;
+    }
+    if (hlen > SA_HEADER_MAX) {
+        *why = "header is longer than 1 MiB";
+        return SA_HDR_CORRUPT;
+    }
+    h->data_offset = prefix + hlen;
+    if (len < h->data_offset) {
+        return SA_HDR_NEED_MORE;
+    }
+    c.p = (const char *)buf + prefix;
+    c.end = c.p + hlen;
+    c.why = NULL;
+    if (parse_dict(&c, h) < 0) {
+        *why = c.why ? c.why : "header does not parse";
+        return SA_HDR_CORRUPT;
+    }
+    return SA_HDR_OK;
+}
+
+int
+sa_descr_parse_simple(const char *s, size_t n, sa_simple_descr *out)
+{
+    size_t i = 0;
+    uint64_t count = 0;
+    size_t digits = 0;
+
+    if (n == 0) {
+        return -1;
+    }
+    out->byteorder = '=';
+    if (s[0] == '<' || s[0] == '>' || s[0] == '|' || s[0] == '=') {
+        out->byteorder = s[i++];
+    }
+    if (i >= n || strchr("biufcSUVMm", s[i]) == NULL || s[i] == '\0') {
+        return -1;
+    }
+    out->kind = s[i++];
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        count = count * 10 + (uint64_t)(s[i++] - '0');
+        if (++digits > 12) {
+            return -1;
+        }
+    }
+    if (digits == 0 || count == 0) {
+        return -1;
+    }
+    if ((out->kind == 'M' || out->kind == 'm') && i < n && s[i] == '[') {
+        i++;
+        while (i < n && s[i] != ']') {
+            if (!is_ident_char(s[i])) {
+                return -1;
+            }
+            i++;
+        }
+        if (i >= n) {
+            return -1;
+        }
+        i++;
+    }
+    if (i != n) {
+        return -1;
+    }
+    out->itemsize = out->kind == 'U' ? count * 4 : count;
+    return 0;
+}
+
+int
+sa_header_nbytes(const int64_t *dims, int ndim, uint64_t itemsize,
+                 uint64_t max, uint64_t *nbytes)
+{
+    uint64_t total = itemsize;
+    int i;
+
+    for (i = 0; i < ndim; i++) {
+        if (dims[i] < 0 ||
+            __builtin_mul_overflow(total, (uint64_t)dims[i], &total)) {
+            return -1;
+        }
+    }
+    /* A zero dimension makes any product zero; only then may we accept it. */
+    if (total > max) {
+        return -1;
+    }
+    *nbytes = total;
+    return 0;
+}
+
+static size_t
+put_u64(char *p, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0, i;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (i = 0; i < n; i++) {
+        p[i] = tmp[n - 1 - i];
+    }
+    return n;
+}
+
+int
+sa_header_build(const char *descr_literal, size_t descr_len, int utf8,
+                int fortran_order, int ndim, const int64_t *dims,
+                size_t align, unsigned char **out, size_t *out_len)
+{
+    static const char k_descr[] = "{'descr': ";
+    static const char k_order[] = ", 'fortran_order': ";
+    static const char k_shape[] = ", 'shape': (";
+    static const char k_end[] = "), }";
+    char *text = NULL;
+    unsigned char *buf = NULL;
+    size_t cap, n = 0, prefix, total, hlen;
+    int major, i, rc = -1;
+
+    *out = NULL;
+    *out_len = 0;
+    if (ndim < 0 || ndim > SA_MAXDIMS || align < 16 ||
+        (align & (align - 1)) != 0 || descr_len > SA_HEADER_MAX) {
+        goto done;
+    }
+    cap = descr_len + sizeof(k_descr) + sizeof(k_order) + sizeof(k_shape) +
+          sizeof(k_end) + 8 + (size_t)ndim * 24;
+    text = malloc(cap);
+    if (text == NULL) {
+        goto done;
+    }
+    memcpy(text + n, k_descr, sizeof(k_descr) - 1);
+    n += sizeof(k_descr) - 1;
+    memcpy(text + n, descr_literal, descr_len);
+    n += descr_len;
+    memcpy(text + n, k_order, sizeof(k_order) - 1);
+    n += sizeof(k_order) - 1;
+    memcpy(text + n, fortran_order ? "True" : "False", fortran_order ? 4 : 5);
+    n += fortran_order ? 4 : 5;
+    memcpy(text + n, k_shape, sizeof(k_shape) - 1);
+    n += sizeof(k_shape) - 1;
+    for (i = 0; i < ndim; i++) {
+        if (dims[i] < 0) {
+            goto done;
+        }
+        if (i > 0) {
+            text[n++] = ',';
+            text[n++] = ' ';
+        }
+        n += put_u64(text + n, (uint64_t)dims[i]);
+    }
+    if (ndim == 1) {
+        text[n++] = ',';
+    }
+    memcpy(text + n, k_end, sizeof(k_end) - 1);
+    n += sizeof(k_end) - 1;
+
+    /* Version 1.0 while the length fits in 16 bits and the text is ASCII. */
+    prefix = SA_PREFIX_V1;
+    major = 1;
+    total = (prefix + n + 1 + align - 1) & ~(align - 1);
+    if (utf8 || total - prefix > 0xFFFF) {
+        prefix = SA_PREFIX_V2;
+        major = utf8 ? 3 : 2;
+        total = (prefix + n + 1 + align - 1) & ~(align - 1);
+    }
+    hlen = total - prefix;
+    if (hlen > SA_HEADER_MAX) {
+        goto done;
+    }
+    buf = malloc(total);
+    if (buf == NULL) {
+        goto done;
+    }
+    memcpy(buf, npy_magic, sizeof(npy_magic));
+    buf[6] = (unsigned char)major;
+    buf[7] = 0;
+    buf[8] = (unsigned char)(hlen & 0xFF);
+    buf[9] = (unsigned char)((hlen >> 8) & 0xFF);
+    if (major > 1) {
+        buf[10] = (unsigned char)((hlen >> 16) & 0xFF);
+        buf[11] = (unsigned char)((hlen >> 24) & 0xFF);
+    }
+    memcpy(buf + prefix, text, n);
+    memset(buf + prefix + n, ' ', total - prefix - n - 1);
+    buf[total - 1] = '\n';
+    *out = buf;
+    *out_len = total;
+    buf = NULL;
+    rc = 0;
+done:
+    free(text);
+    free(buf);
+    return rc;
+}

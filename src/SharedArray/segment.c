@@ -1,0 +1,257 @@
+#include "segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* pread until n bytes or end of file; returns bytes read or -errno. */
+static ssize_t
+read_full(int fd, unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (r == 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+void
+sa_probe_close(sa_probe *p)
+{
+    if (p->fd >= 0) {
+        close(p->fd);
+        p->fd = -1;
+    }
+    if (p->buf != NULL && p->buf != p->small) {
+        free(p->buf);
+    }
+    p->buf = NULL;
+}
+
+int
+sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
+              int nofollow)
+{
+    int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK |
+                (nofollow ? O_NOFOLLOW : 0);
+    size_t want;
+    ssize_t got;
+    int err = 0;
+
+    p->fd = -1;
+    p->buf = NULL;
+    p->regular = 0;
+    p->status = SA_HDR_NOT_NPY;
+    p->why = NULL;
+    /* O_NONBLOCK: a FIFO planted under an array's name must not hang us. */
+    do {
+        p->fd = openat(dirfd, path, flags);
+    } while (p->fd < 0 && errno == EINTR);
+    if (p->fd < 0) {
+        err = errno;
+        goto error;
+    }
+    if (fstat(p->fd, &p->st) < 0) {
+        err = errno;
+        goto error;
+    }
+    p->regular = S_ISREG(p->st.st_mode);
+    if (!p->regular) {
+        return 0;
+    }
+    p->buf = p->small;
+    want = sizeof(p->small);
+    if ((uint64_t)p->st.st_size < want) {
+        want = (size_t)p->st.st_size;
+    }
+    got = read_full(p->fd, p->buf, want);
+    if (got < 0) {
+        err = (int)-got;
+        goto error;
+    }
+    p->buf_len = (size_t)got;
+    p->status = sa_header_parse(p->buf, p->buf_len, &p->hdr, &p->why);
+    if (p->status == SA_HDR_NEED_MORE) {
+        /* A long header (many fields); its length is capped by the parser. */
+        want = p->hdr.data_offset;
+        if ((uint64_t)p->st.st_size < want) {
+            p->status = SA_HDR_CORRUPT;
+            p->why = "file is shorter than its header";
+            return 0;
+        }
+        p->buf = malloc(want);
+        if (p->buf == NULL) {
+            err = ENOMEM;
+            goto error;
+        }
+        got = read_full(p->fd, p->buf, want);
+        if (got < 0) {
+            err = (int)-got;
+            goto error;
+        }
+        p->buf_len = (size_t)got;
+        p->status = sa_header_parse(p->buf, p->buf_len, &p->hdr, &p->why);
+        if (p->status == SA_HDR_NEED_MORE) {
+            p->status = SA_HDR_CORRUPT;
+            p->why = "file is shorter than its header";
+        }
+    }
+    return 0;
+error:
+    sa_probe_close(p);
+    return err;
+}
+
+int
+sa_map(int fd, size_t len, int writable, void **addr)
+{
+    void *a = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+                   MAP_SHARED, fd, 0);
+    if (a == MAP_FAILED) {
+        *addr = NULL;
+        return errno;
+    }
+    *addr = a;
+    return 0;
+}
+
+/* Gives the O_TMPFILE descriptor fd the name path, never replacing one. */
+static int
+link_tmpfile(int fd, const char *path)
+{
+    char proc[64];
+
+    if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0) {
+        return 0;
+    }
+    /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc does not. */
+    if (errno != ENOENT && errno != EPERM) {
+        return errno;
+    }
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0) {
+        return 0;
+    }
+    return errno;
+}
+
+int
+sa_create_run(sa_create_job *job)
+{
+    char tmp[PATH_MAX];
+    int fd = -1, tmp_named = 0, err = 0;
+    void *addr = NULL;
+    size_t size = 0;
+    struct stat st;
+
+    job->addr = NULL;
+    job->size = 0;
+    if (job->total > (uint64_t)SIZE_MAX || job->total > (uint64_t)INT64_MAX) {
+        err = EFBIG;
+        goto error;
+    }
+    size = (size_t)job->total;
+
+#ifdef O_TMPFILE
+    fd = open(job->name->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+        err = errno;
+        goto error;
+    }
+#endif
+    if (fd < 0) {
+        /* No O_TMPFILE here: a hidden name, removed on every error path. */
+        if (snprintf(tmp, sizeof(tmp), "%s/.sharedarray-XXXXXX",
+                     job->name->dir) >= (int)sizeof(tmp)) {
+            err = ENAMETOOLONG;
+            goto error;
+        }
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+            err = errno;
+            goto error;
+        }
+        tmp_named = 1;
+    }
+    /* Exactly the mode asked for, whatever the umask. */
+    if (fchmod(fd, (mode_t)job->mode) < 0) {
+        err = errno;
+        goto error;
+    }
+    /* Reserve every block now: a full filesystem is ENOSPC here, not SIGBUS
+     * on some later write. */
+    err = posix_fallocate(fd, 0, (off_t)size);
+    if (err != 0) {
+        goto error;
+    }
+    if ((err = sa_map(fd, size, 1, &addr)) != 0) {
+        goto error;
+    }
+    /* Through the mapping: works where write(2) does not (hugetlbfs). */
+    memcpy(addr, job->header, job->header_len);
+    if (fstat(fd, &st) < 0) {
+        err = errno;
+        goto error;
+    }
+    if (tmp_named) {
+        if (link(tmp, job->name->path) < 0) {
+            err = errno;
+            goto error;
+        }
+        unlink(tmp);
+        tmp_named = 0;
+    }
+    else if ((err = link_tmpfile(fd, job->name->path)) != 0) {
+        goto error;
+    }
+    close(fd);
+    job->addr = addr;
+    job->size = size;
+    job->dev = st.st_dev;
+    job->ino = st.st_ino;
+    return 0;
+error:
+    if (addr != NULL) {
+        munmap(addr, size);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (tmp_named) {
+        unlink(tmp);
+    }
+    return err;
+}
+
+int
+sa_unlink_checked(const sa_probe *p, const char *path)
+{
+    struct stat now;
+
+    if (lstat(path, &now) < 0) {
+        return errno;
+    }
+    if (now.st_dev != p->st.st_dev || now.st_ino != p->st.st_ino) {
+        /* Replaced since we validated it: not ours to remove. */
+        return ESTALE;
+    }
+    if (unlink(path) < 0) {
+        return errno;
+    }
+    return 0;
+}

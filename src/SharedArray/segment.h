@@ -1,0 +1,68 @@
+/*
+ * Segment I/O: the system calls behind create, attach, delete and list.
+ * Pure C, no Python objects: callers run these with the GIL released.
+ * Every function returns 0 or an errno value, and leaves errno alone.
+ */
+#ifndef SHAREDARRAY_SEGMENT_H
+#define SHAREDARRAY_SEGMENT_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "header.h"
+#include "names.h"
+
+/* What an open segment looks like before anything is mapped. */
+typedef struct {
+    int fd;                  /* -1 when closed */
+    struct stat st;
+    int regular;             /* st is a regular file */
+    sa_hdr_status status;    /* outcome of parsing the header */
+    const char *why;         /* reason when status is SA_HDR_CORRUPT */
+    sa_header hdr;           /* spans point into buf */
+    unsigned char *buf;      /* small, or malloc'd for long headers */
+    size_t buf_len;
+    unsigned char small[4096];
+} sa_probe;
+
+/*
+ * Opens path relative to dirfd (AT_FDCWD for none), read-write if writable,
+ * without following a final symlink if nofollow, and reads and parses the
+ * header without mapping anything.  On 0 the caller owns p->fd (and p->buf)
+ * and must call sa_probe_close; on error nothing is left open.
+ */
+int sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
+                  int nofollow);
+void sa_probe_close(sa_probe *p);
+
+/* mmap(MAP_SHARED) of len bytes of fd from offset 0. */
+int sa_map(int fd, size_t len, int writable, void **addr);
+
+/*
+ * Builds a complete segment out of sight (O_TMPFILE, or a hidden temporary
+ * name where the filesystem lacks it), reserves its blocks, writes the
+ * header, maps it, then links it under name->path, failing with EEXIST if
+ * that exists.  On 0 the caller owns the mapping [*addr, *addr + total);
+ * on error nothing is left on disk or mapped.
+ */
+typedef struct {
+    const sa_name *name;
+    const unsigned char *header;
+    size_t header_len;
+    uint64_t total;          /* header_len + data bytes */
+    unsigned int mode;       /* permission bits, applied exactly */
+    void *addr;              /* out */
+    size_t size;             /* out: mapped length */
+    dev_t dev;               /* out: identity of the new file */
+    ino_t ino;
+} sa_create_job;
+
+int sa_create_run(sa_create_job *job);
+
+/*
+ * Unlinks path if, and only if, it still is the file that p (already
+ * validated by the caller) has open: a file swapped in meanwhile is left.
+ */
+int sa_unlink_checked(const sa_probe *p, const char *path);
+
+#endif

@@ -16,8 +16,8 @@ sa_descr_check(PyArray_Descr *d)
 {
     if (d->type_num == NPY_OBJECT || PyDataType_REFCHK(d)) {
         PyErr_Format(PyExc_TypeError,
-                     "dtype %R holds Python objects; object pointers cannot "
-                     "be shared between processes",
+                     "dtype %R holds Python objects or pointers, which "
+                     "cannot be shared between processes",
                      (PyObject *)d);
         return -1;
     }

@@ -26,6 +26,24 @@ skip_ws(cursor *c)
         c->p++;
 }
 
+/*
+ * The padding after the dict runs to the page boundary (about 4 KB of
+ * spaces): compare it in blocks, not a byte at a time; attach reads it on
+ * every call.
+ */
+static void
+skip_padding(cursor *c)
+{
+    static const char spaces[64] = "                                "
+                                   "                                ";
+
+    while ((size_t)(c->end - c->p) >= sizeof(spaces) &&
+           memcmp(c->p, spaces, sizeof(spaces)) == 0) {
+        c->p += sizeof(spaces);
+    }
+    skip_ws(c);
+}
+
 static int
 expect(cursor *c, char ch, const char *why)
 {
@@ -297,7 +315,7 @@ parse_dict(cursor *c, sa_header *h)
         c->why = "header lacks one of 'descr', 'fortran_order', 'shape'";
         return -1;
     }
-    skip_ws(c);
+    skip_padding(c);
     if (c->p != c->end) {
         c->why = "header has trailing bytes after the dict";
         return -1;

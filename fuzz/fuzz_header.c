@@ -1,7 +1,7 @@
 /*
  * libFuzzer harness for the code that reads untrusted segments: the .npy
  * header parser, the plain-descr parser, the size arithmetic and the name
- * parser.  Any input must be rejected cleanly; an accepted header must
+ * parser and the SharedArray 3.x trailer parser.  Any input must be rejected cleanly; an accepted header must
  * survive a rebuild-and-reparse round trip.  Build: fuzz/run.sh.
  */
 #include <stdint.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "header.h"
+#include "legacy.h"
 #include "names.h"
 
 static void
@@ -47,6 +48,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sa_header h;
     sa_simple_descr sd;
     sa_name name;
+    sa_legacy lg;
     const char *why;
     uint64_t nbytes;
 
@@ -74,6 +76,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (name.backend == SA_BACKEND_SHM &&
             (strchr(name.base, '/') != NULL || strcmp(name.base, "..") == 0 ||
              strncmp(name.path, SA_SHM_DIR "/", sizeof(SA_SHM_DIR)) != 0)) {
+            abort();
+        }
+    }
+    /* The input as the tail of a file a little larger than it. */
+    if (sa_legacy_parse(data, size, (uint64_t)size + 64, &lg) == 0) {
+        if (lg.ndim < 0 || lg.ndim > SA_MAXDIMS || lg.itemsize <= 0 ||
+            lg.size > (uint64_t)size + 64) {
             abort();
         }
     }

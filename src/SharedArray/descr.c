@@ -188,6 +188,45 @@ done:
     return d;
 }
 
+/* A SharedArray 3.x trailer: NumPy type number plus itemsize. */
+static PyArray_Descr *
+descr_legacy(const sa_probe *p, PyObject *name, uint64_t *nbytes)
+{
+    const sa_legacy *lg = &p->legacy;
+    PyArray_Descr *d;
+
+    if (lg->ndim > SA_RUNTIME_MAXDIMS) {
+        return (PyArray_Descr *)invalid(
+            name, "its shape has more dimensions than this NumPy supports");
+    }
+    if (lg->typenum >= NPY_NTYPES_LEGACY || lg->typenum == NPY_OBJECT) {
+        return (PyArray_Descr *)invalid(
+            name, "its SharedArray 3.x trailer has an unusable type number");
+    }
+    d = PyArray_DescrNewFromType(lg->typenum);
+    if (d == NULL) {
+        return NULL;
+    }
+    if (PyDataType_ELSIZE(d) == 0) {
+        /* Flexible (S, U, V): the trailer carries the size. */
+        if (lg->typenum == NPY_UNICODE && lg->itemsize % 4 != 0) {
+            Py_DECREF(d);
+            return (PyArray_Descr *)invalid(
+                name, "its SharedArray 3.x trailer has a bad itemsize");
+        }
+        PyDataType_SET_ELSIZE(d, lg->itemsize);
+    }
+    if (PyDataType_ELSIZE(d) != lg->itemsize || sa_descr_check(d) < 0) {
+        if (!PyErr_Occurred()) {
+            invalid(name, "its SharedArray 3.x trailer has a bad itemsize");
+        }
+        Py_DECREF(d);
+        return NULL;
+    }
+    *nbytes = lg->size;
+    return d;
+}
+
 PyArray_Descr *
 sa_probe_resolve(sa_state *st, const sa_probe *p, PyObject *name,
                  uint64_t *nbytes)
@@ -202,6 +241,9 @@ sa_probe_resolve(sa_state *st, const sa_probe *p, PyObject *name,
     }
     if (p->status == SA_HDR_NOT_NPY) {
         return (PyArray_Descr *)invalid(name, "no .npy header");
+    }
+    if (p->status == SA_HDR_LEGACY) {
+        return descr_legacy(p, name, nbytes);
     }
     if (p->status != SA_HDR_OK) {
         PyErr_Format(PyExc_ValueError, "%R is not a valid array: %s", name,

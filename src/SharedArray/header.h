@@ -21,6 +21,8 @@ typedef enum {
     SA_HDR_NOT_NPY,     /* no .npy magic: some other file */
     SA_HDR_NEED_MORE,   /* valid so far; header is data_offset bytes long */
     SA_HDR_CORRUPT,     /* has the magic but does not parse; see why */
+    SA_HDR_LEGACY,      /* no .npy magic, but a SharedArray 3.x trailer
+                         * (set by sa_probe_open, never by the parser) */
 } sa_hdr_status;
 
 typedef struct {

@@ -129,7 +129,8 @@ sa_list(PyObject *module, PyObject *const *Py_UNUSED(args), Py_ssize_t nargs,
             continue;   /* vanished, or not ours to read */
         }
         entry = NULL;
-        if (p.regular && p.status == SA_HDR_OK) {
+        if (p.regular &&
+            (p.status == SA_HDR_OK || p.status == SA_HDR_LEGACY)) {
             entry = make_entry(st, de->d_name, &p);
             if (entry == NULL) {
                 sa_probe_close(&p);

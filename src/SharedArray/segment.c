@@ -43,6 +43,43 @@ sa_probe_close(sa_probe *p)
     p->buf = NULL;
 }
 
+/* Looks for a SharedArray 3.x trailer at the end of the file. */
+static int
+probe_legacy(sa_probe *p)
+{
+    size_t n = SA_LEGACY_TAIL_MAX, got = 0;
+    off_t at;
+    int i;
+
+    if ((uint64_t)p->st.st_size < n) {
+        n = (size_t)p->st.st_size;
+    }
+    at = p->st.st_size - (off_t)n;
+    while (got < n) {
+        ssize_t r = pread(p->fd, p->small + got, n - got, at + (off_t)got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return errno;
+        }
+        if (r == 0) {
+            return 0;  /* shrank under us: not an array */
+        }
+        got += (size_t)r;
+    }
+    if (sa_legacy_parse(p->small, n, (uint64_t)p->st.st_size, &p->legacy) ==
+        0) {
+        p->status = SA_HDR_LEGACY;
+        memset(&p->hdr, 0, sizeof(p->hdr));
+        p->hdr.ndim = p->legacy.ndim;
+        for (i = 0; i < p->legacy.ndim; i++) {
+            p->hdr.dims[i] = p->legacy.dims[i];
+        }
+    }
+    return 0;
+}
+
 int
 sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
               int nofollow)
@@ -109,6 +146,12 @@ sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
         if (p->status == SA_HDR_NEED_MORE) {
             p->status = SA_HDR_CORRUPT;
             p->why = "file is shorter than its header";
+        }
+    }
+    if (p->status == SA_HDR_NOT_NPY &&
+        (uint64_t)p->st.st_size >= SA_LEGACY_TRAILER_32) {
+        if ((err = probe_legacy(p)) != 0) {
+            goto error;
         }
     }
     return 0;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "header.h"
+#include "legacy.h"
 #include "names.h"
 
 /* What an open segment looks like before anything is mapped. */
@@ -19,7 +20,9 @@ typedef struct {
     int regular;             /* st is a regular file */
     sa_hdr_status status;    /* outcome of parsing the header */
     const char *why;         /* reason when status is SA_HDR_CORRUPT */
-    sa_header hdr;           /* spans point into buf */
+    sa_header hdr;           /* spans point into buf; for a 3.x segment
+                              * only ndim, dims and data_offset (0) */
+    sa_legacy legacy;        /* when status is SA_HDR_LEGACY */
     unsigned char *buf;      /* small, or malloc'd for long headers */
     size_t buf_len;
     unsigned char small[4096];

@@ -17,6 +17,7 @@ attach_impl(sa_state *st, PyObject *nameobj, const sa_name *name, int ro)
     PyObject *mapping, *result = NULL;
     uint64_t nbytes;
     void *addr = NULL;
+    size_t maplen = 0;
     int err;
 
     Py_BEGIN_ALLOW_THREADS
@@ -30,19 +31,14 @@ attach_impl(sa_state *st, PyObject *nameobj, const sa_name *name, int ro)
     if (d == NULL) {
         goto done;
     }
-    if ((uint64_t)p.st.st_size > (uint64_t)SIZE_MAX) {
-        PyErr_Format(PyExc_ValueError, "%R is too big to map", nameobj);
-        goto done;
-    }
     Py_BEGIN_ALLOW_THREADS
-    err = sa_map(p.fd, (size_t)p.st.st_size, !ro, &addr);
+    err = sa_map(p.fd, &p.st, (uint64_t)p.st.st_size, !ro, &addr, &maplen);
     Py_END_ALLOW_THREADS
     if (err != 0) {
         sa_raise_errno(err, nameobj);
         goto done;
     }
-    mapping = sa_mapping_new(st, addr, (size_t)p.st.st_size, nameobj, &p.st,
-                             !ro);
+    mapping = sa_mapping_new(st, addr, maplen, nameobj, &p.st, !ro);
     if (mapping == NULL) {
         goto done;
     }

@@ -6,7 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
 
 /* pread until n bytes or end of file; returns bytes read or -errno. */
 static ssize_t
@@ -161,15 +166,35 @@ error:
 }
 
 int
-sa_map(int fd, size_t len, int writable, void **addr)
+sa_map(int fd, const struct stat *st, uint64_t len, int writable,
+       void **addr, size_t *maplen)
 {
-    void *a = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-                   MAP_SHARED, fd, 0);
+    uint64_t blk = (uint64_t)st->st_blksize;
+    struct statfs sfs;
+    void *a;
+
+    *addr = NULL;
+    *maplen = 0;
+    /* hugetlbfs reports its page size as the block size; only there is
+     * the extra fstatfs paid, and only there rounding is right (elsewhere
+     * pages past EOF would make mlock fail). */
+    if (blk > (uint64_t)sysconf(_SC_PAGESIZE) && (blk & (blk - 1)) == 0 &&
+        fstatfs(fd, &sfs) == 0 && sfs.f_type == HUGETLBFS_MAGIC) {
+        if (len > UINT64_MAX - blk) {
+            return EFBIG;
+        }
+        len = (len + blk - 1) & ~(blk - 1);
+    }
+    if (len == 0 || len > (uint64_t)SIZE_MAX) {
+        return len == 0 ? EINVAL : EFBIG;
+    }
+    a = mmap(NULL, (size_t)len,
+             writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
     if (a == MAP_FAILED) {
-        *addr = NULL;
         return errno;
     }
     *addr = a;
+    *maplen = (size_t)len;
     return 0;
 }
 
@@ -208,7 +233,6 @@ sa_create_run(sa_create_job *job)
         err = EFBIG;
         goto error;
     }
-    size = (size_t)job->total;
 
 #ifdef O_TMPFILE
     fd = open(job->name->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -238,19 +262,19 @@ sa_create_run(sa_create_job *job)
     }
     /* Reserve every block now: a full filesystem is ENOSPC here, not SIGBUS
      * on some later write. */
-    err = posix_fallocate(fd, 0, (off_t)size);
+    err = posix_fallocate(fd, 0, (off_t)job->total);
     if (err != 0) {
         goto error;
     }
-    if ((err = sa_map(fd, size, 1, &addr)) != 0) {
-        goto error;
-    }
-    /* Through the mapping: works where write(2) does not (hugetlbfs). */
-    memcpy(addr, job->header, job->header_len);
     if (fstat(fd, &st) < 0) {
         err = errno;
         goto error;
     }
+    if ((err = sa_map(fd, &st, job->total, 1, &addr, &size)) != 0) {
+        goto error;
+    }
+    /* Through the mapping: works where write(2) does not (hugetlbfs). */
+    memcpy(addr, job->header, job->header_len);
     if (tmp_named) {
         if (link(tmp, job->name->path) < 0) {
             err = errno;

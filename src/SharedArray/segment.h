@@ -38,8 +38,13 @@ int sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
                   int nofollow);
 void sa_probe_close(sa_probe *p);
 
-/* mmap(MAP_SHARED) of len bytes of fd from offset 0. */
-int sa_map(int fd, size_t len, int writable, void **addr);
+/*
+ * mmap(MAP_SHARED) of the first len bytes of fd (described by st), whole
+ * huge pages on hugetlbfs, whose mappings can only be unmapped whole.
+ * *maplen is the length mapped, for munmap.
+ */
+int sa_map(int fd, const struct stat *st, uint64_t len, int writable,
+           void **addr, size_t *maplen);
 
 /*
  * Builds a complete segment out of sight (O_TMPFILE, or a hidden temporary

@@ -22,6 +22,10 @@ from ._core import (
     list,
 )
 
+from . import _reduce
+
+_reduce.register()
+
 __version__ = "4.0.0.dev0"
 
 __all__ = [

@@ -45,6 +45,8 @@ static PyMethodDef module_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, delete_doc},
     {"list", (PyCFunction)(void (*)(void))sa_list,
      METH_FASTCALL | METH_KEYWORDS, list_doc},
+    {"_resolve", sa_resolve, METH_O,
+     PyDoc_STR("_resolve(name)\n--\n\nThe file path that name stands for.")},
     {NULL, NULL, 0, NULL},
 };
 

@@ -79,6 +79,17 @@ sa_name_from_object(PyObject *obj, sa_name *out)
 }
 
 PyObject *
+sa_resolve(PyObject *Py_UNUSED(module), PyObject *name)
+{
+    sa_name parsed;
+
+    if (sa_name_from_object(name, &parsed) < 0) {
+        return NULL;
+    }
+    return PyUnicode_DecodeFSDefault(parsed.path);
+}
+
+PyObject *
 sa_raise_errno(int err, PyObject *name)
 {
     errno = err;

@@ -162,6 +162,19 @@ mapping_get_writable(PyObject *op, void *Py_UNUSED(closure))
     return PyBool_FromLong(((sa_mapping *)op)->writable);
 }
 
+/*
+ * The whole mapping (header included) as a flat byte buffer, read-only when
+ * attached with ro=True: lets the pickling reducer rebuild any view with
+ * np.ndarray(buffer=mapping, offset=, strides=), which NumPy bounds-checks.
+ */
+static int
+mapping_getbuffer(PyObject *op, Py_buffer *view, int flags)
+{
+    sa_mapping *self = (sa_mapping *)op;
+    return PyBuffer_FillInfo(view, op, self->addr, (Py_ssize_t)self->size,
+                             !self->writable, flags);
+}
+
 static PyObject *
 mapping_repr(PyObject *op)
 {
@@ -210,6 +223,7 @@ static PyType_Slot mapping_slots[] = {
     {Py_tp_methods, mapping_methods},
     {Py_tp_members, mapping_members},
     {Py_tp_getset, mapping_getset},
+    {Py_bf_getbuffer, mapping_getbuffer},
     {Py_tp_doc,
      PyDoc_STR("Owner of a SharedArray memory map: the .base of every array "
                "that create() or attach() returns.  The map is released "

@@ -47,6 +47,8 @@ int sa_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames, const char *const *names, int nnames,
                   int nrequired, PyObject **out);
 int sa_name_from_object(PyObject *obj, sa_name *out);
+/* _resolve(name): the file path a name stands for. */
+PyObject *sa_resolve(PyObject *module, PyObject *name);
 /* Raises the OSError subclass that matches err, carrying name; NULL. */
 PyObject *sa_raise_errno(int err, PyObject *name);
 

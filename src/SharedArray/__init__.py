@@ -19,6 +19,7 @@ from ._core import (
     attach,
     create,
     delete,
+    from_array,
     list,
 )
 
@@ -30,6 +31,7 @@ __version__ = "4.0.0.dev0"
 
 __all__ = [
     "create",
+    "from_array",
     "attach",
     "delete",
     "list",

@@ -17,6 +17,13 @@ PyDoc_STRVAR(create_doc,
 "and it appears under name only once complete.\n\n"
 "Raises FileExistsError if name exists.");
 
+PyDoc_STRVAR(from_array_doc,
+"from_array(name, array, mode=0o600)\n--\n\n"
+"Create an array in shared memory holding a copy of array (any array-like)\n"
+"and return it.  Shape and dtype are array's; a Fortran-ordered array\n"
+"stays Fortran-ordered.  Like create(), the segment appears under name only\n"
+"once complete, here with the data already copied in.");
+
 PyDoc_STRVAR(attach_doc,
 "attach(name, ro=False)\n--\n\n"
 "Map an existing array and return it.  ro=True maps it read-only and\n"
@@ -39,6 +46,8 @@ PyDoc_STRVAR(list_doc,
 static PyMethodDef module_methods[] = {
     {"create", (PyCFunction)(void (*)(void))sa_create,
      METH_FASTCALL | METH_KEYWORDS, create_doc},
+    {"from_array", (PyCFunction)(void (*)(void))sa_from_array,
+     METH_FASTCALL | METH_KEYWORDS, from_array_doc},
     {"attach", (PyCFunction)(void (*)(void))sa_attach,
      METH_FASTCALL | METH_KEYWORDS, attach_doc},
     {"delete", (PyCFunction)(void (*)(void))sa_delete,

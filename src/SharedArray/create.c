@@ -52,6 +52,40 @@ flatten_subarray(PyArray_Descr *d, shape_t *shape)
     return d;
 }
 
+/* Permission bits only, applied exactly; 0o600 when obj is NULL. */
+static int
+convert_mode(PyObject *obj, unsigned int *mode)
+{
+    long v;
+
+    *mode = 0600;
+    if (obj == NULL) {
+        return 0;
+    }
+    if (!PyLong_Check(obj) || PyBool_Check(obj)) {
+        PyErr_Format(PyExc_TypeError,
+                     "mode must be an int such as 0o600, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    if (v < 0 || v > 0777) {
+        PyErr_Format(PyExc_ValueError,
+                     "mode must hold permission bits only (0 to 0o777), "
+                     "not %R",
+                     obj);
+        return -1;
+    }
+    *mode = (unsigned int)v;
+    return 0;
+}
+
 static int
 convert_shape(PyObject *obj, shape_t *shape)
 {
@@ -87,18 +121,42 @@ done:
     return rc;
 }
 
+/* prepare, retried while a signal interrupts the reservation of space. */
+static int
+prepare(sa_create_job *job)
+{
+    int err;
+
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        err = sa_create_prepare(job);
+        Py_END_ALLOW_THREADS
+        if (err != EINTR) {
+            return err;
+        }
+        /* Nothing is left behind; go on unless a handler raised (e.g.
+         * KeyboardInterrupt). */
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+    }
+}
+
+/*
+ * Shared by create() and from_array(): src, if given, is copied in before
+ * the segment gets its name, so nobody ever sees it half filled.
+ */
 static PyObject *
 create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
             shape_t *shape, PyArray_Descr *dtype, int fortran,
-            unsigned int mode)
+            unsigned int mode, PyArrayObject *src)
 {
     PyArray_Descr *d = NULL;
-    PyObject *literal = NULL, *mapping = NULL, *result = NULL;
+    PyObject *literal = NULL, *mapping, *arr = NULL, *result = NULL;
     unsigned char *header = NULL;
     size_t header_len = 0;
     uint64_t nbytes;
-    sa_create_job job = {.name = name, .mode = mode};
-    struct stat ident;
+    sa_create_job job = {.name = name, .mode = mode, .fd = -1};
     long page;
     int utf8 = 0, err;
 
@@ -136,34 +194,40 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
     job.header_len = header_len;
     job.total = header_len + nbytes;
 
-    for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        err = sa_create_run(&job);
-        Py_END_ALLOW_THREADS
-        if (err != EINTR) {
-            break;
+    err = prepare(&job);
+    if (err != 0) {
+        if (err > 0) {
+            sa_raise_errno(err, nameobj);
         }
-        /* Interrupted while reserving: nothing is left; retry unless a
-         * handler raised (e.g. KeyboardInterrupt). */
-        if (PyErr_CheckSignals() < 0) {
-            goto done;
-        }
+        goto done;
     }
+    /* The owner takes the map now (and unmaps it if this fails). */
+    mapping = sa_mapping_new(st, job.addr, job.size, nameobj, &job.st, 1);
+    job.addr = NULL;
+    if (mapping == NULL) {
+        goto done;
+    }
+    arr = sa_array_new(mapping, d, shape->ndim, shape->dims, fortran,
+                       header_len, 1);
+    d = NULL;
+    if (arr == NULL) {
+        goto done;
+    }
+    if (src != NULL && PyArray_CopyInto((PyArrayObject *)arr, src) < 0) {
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    err = sa_create_publish(&job);
+    Py_END_ALLOW_THREADS
     if (err != 0) {
         sa_raise_errno(err, nameobj);
         goto done;
     }
-    ident.st_dev = job.dev;
-    ident.st_ino = job.ino;
-    mapping = sa_mapping_new(st, job.addr, job.size, nameobj, &ident, 1);
-    if (mapping == NULL) {
-        goto done;
-    }
-    /* sa_array_new steals both. */
-    result = sa_array_new(mapping, d, shape->ndim, shape->dims, fortran,
-                          header_len, 1);
-    d = NULL;
+    result = arr;
+    arr = NULL;
 done:
+    sa_create_abort(&job);
+    Py_XDECREF(arr);
     Py_XDECREF(d);
     Py_XDECREF(literal);
     free(header);
@@ -182,7 +246,7 @@ sa_create(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     sa_name name;
     shape_t shape = {0};
     NPY_ORDER order = NPY_CORDER;
-    long mode = 0600;
+    unsigned int mode;
 
     if (sa_parse_args("create", args, nargs, kwnames, names, 5, 2, a) < 0 ||
         sa_name_from_object(a[0], &name) < 0 || convert_shape(a[1], &shape) < 0) {
@@ -198,26 +262,48 @@ sa_create(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         PyErr_SetString(PyExc_ValueError, "order must be 'C' or 'F'");
         goto done;
     }
-    if (a[4] != NULL) {
-        if (!PyLong_Check(a[4]) || PyBool_Check(a[4])) {
-            PyErr_Format(PyExc_TypeError, "mode must be an int such as 0o600, "
-                         "not %.100s", Py_TYPE(a[4])->tp_name);
-            goto done;
-        }
-        mode = PyLong_AsLong(a[4]);
-        if (mode == -1 && PyErr_Occurred()) {
-            goto done;
-        }
-        if (mode < 0 || mode > 0777) {
-            PyErr_Format(PyExc_ValueError,
-                         "mode must hold permission bits only (0 to 0o777), "
-                         "not %R", a[4]);
-            goto done;
-        }
+    if (convert_mode(a[4], &mode) < 0) {
+        goto done;
     }
     result = create_impl(sa_get_state(module), a[0], &name, &shape, dtype,
-                         order == NPY_FORTRANORDER, (unsigned int)mode);
+                         order == NPY_FORTRANORDER, (unsigned int)mode, NULL);
 done:
     Py_XDECREF(dtype);
+    return result;
+}
+
+PyObject *
+sa_from_array(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    static const char *const names[] = {"name", "array", "mode"};
+    PyObject *a[3], *result = NULL;
+    PyArrayObject *src = NULL;
+    PyArray_Descr *dtype;
+    sa_name name;
+    shape_t shape = {0};
+    unsigned int mode;
+    int i, fortran;
+
+    if (sa_parse_args("from_array", args, nargs, kwnames, names, 3, 2, a) <
+            0 ||
+        sa_name_from_object(a[0], &name) < 0 || convert_mode(a[2], &mode) < 0) {
+        return NULL;
+    }
+    src = (PyArrayObject *)PyArray_FROM_O(a[1]);
+    if (src == NULL) {
+        return NULL;
+    }
+    shape.ndim = PyArray_NDIM(src);
+    for (i = 0; i < shape.ndim; i++) {
+        shape.dims[i] = PyArray_DIM(src, i);
+    }
+    /* Keep a Fortran-ordered source Fortran-ordered: the copy is a memcpy. */
+    fortran = PyArray_NDIM(src) > 1 && PyArray_IS_F_CONTIGUOUS(src) &&
+              !PyArray_IS_C_CONTIGUOUS(src);
+    dtype = PyArray_DESCR(src);
+    result = create_impl(sa_get_state(module), a[0], &name, &shape, dtype,
+                         fortran, mode, src);
+    Py_DECREF(src);
     return result;
 }

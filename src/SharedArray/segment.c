@@ -218,90 +218,105 @@ link_tmpfile(int fd, const char *path)
     return errno;
 }
 
-int
-sa_create_run(sa_create_job *job)
+void
+sa_create_abort(sa_create_job *job)
 {
-    char tmp[PATH_MAX];
-    int fd = -1, tmp_named = 0, err = 0;
-    void *addr = NULL;
-    size_t size = 0;
-    struct stat st;
+    if (job->addr != NULL) {
+        munmap(job->addr, job->size);
+        job->addr = NULL;
+    }
+    if (job->fd >= 0) {
+        close(job->fd);
+        job->fd = -1;
+    }
+    if (job->tmp_named) {
+        unlink(job->tmp);
+        job->tmp_named = 0;
+    }
+}
 
+int
+sa_create_prepare(sa_create_job *job)
+{
+    int err = 0;
+
+    job->fd = -1;
+    job->tmp_named = 0;
     job->addr = NULL;
     job->size = 0;
     if (job->total > (uint64_t)SIZE_MAX || job->total > (uint64_t)INT64_MAX) {
-        err = EFBIG;
-        goto error;
+        return EFBIG;
     }
-
 #ifdef O_TMPFILE
-    fd = open(job->name->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+    job->fd = open(job->name->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (job->fd < 0 && errno != EOPNOTSUPP && errno != EISDIR &&
+        errno != EINVAL) {
         err = errno;
         goto error;
     }
 #endif
-    if (fd < 0) {
+    if (job->fd < 0) {
         /* No O_TMPFILE here: a hidden name, removed on every error path. */
-        if (snprintf(tmp, sizeof(tmp), "%s/.sharedarray-XXXXXX",
-                     job->name->dir) >= (int)sizeof(tmp)) {
+        if (snprintf(job->tmp, sizeof(job->tmp), "%s/.sharedarray-XXXXXX",
+                     job->name->dir) >= (int)sizeof(job->tmp)) {
             err = ENAMETOOLONG;
             goto error;
         }
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0) {
+        job->fd = mkostemp(job->tmp, O_CLOEXEC);
+        if (job->fd < 0) {
             err = errno;
             goto error;
         }
-        tmp_named = 1;
+        job->tmp_named = 1;
     }
     /* Exactly the mode asked for, whatever the umask. */
-    if (fchmod(fd, (mode_t)job->mode) < 0) {
+    if (fchmod(job->fd, (mode_t)job->mode) < 0) {
         err = errno;
         goto error;
     }
     /* Reserve every block now: a full filesystem is ENOSPC here, not SIGBUS
      * on some later write. */
-    err = posix_fallocate(fd, 0, (off_t)job->total);
+    err = posix_fallocate(job->fd, 0, (off_t)job->total);
     if (err != 0) {
         goto error;
     }
-    if (fstat(fd, &st) < 0) {
+    if (fstat(job->fd, &job->st) < 0) {
         err = errno;
         goto error;
     }
-    if ((err = sa_map(fd, &st, job->total, 1, &addr, &size)) != 0) {
+    err = sa_map(job->fd, &job->st, job->total, 1, &job->addr, &job->size);
+    if (err != 0) {
         goto error;
     }
     /* Through the mapping: works where write(2) does not (hugetlbfs). */
-    memcpy(addr, job->header, job->header_len);
-    if (tmp_named) {
-        if (link(tmp, job->name->path) < 0) {
+    memcpy(job->addr, job->header, job->header_len);
+    return 0;
+error:
+    sa_create_abort(job);
+    return err;
+}
+
+int
+sa_create_publish(sa_create_job *job)
+{
+    int err = 0;
+
+    if (job->tmp_named) {
+        if (link(job->tmp, job->name->path) < 0) {
             err = errno;
             goto error;
         }
-        unlink(tmp);
-        tmp_named = 0;
+        unlink(job->tmp);
+        job->tmp_named = 0;
     }
-    else if ((err = link_tmpfile(fd, job->name->path)) != 0) {
+    else if ((err = link_tmpfile(job->fd, job->name->path)) != 0) {
         goto error;
     }
-    close(fd);
-    job->addr = addr;
-    job->size = size;
-    job->dev = st.st_dev;
-    job->ino = st.st_ino;
+    close(job->fd);
+    job->fd = -1;
     return 0;
 error:
-    if (addr != NULL) {
-        munmap(addr, size);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (tmp_named) {
-        unlink(tmp);
-    }
+    sa_create_abort(job);
     return err;
 }
 

@@ -47,11 +47,14 @@ int sa_map(int fd, const struct stat *st, uint64_t len, int writable,
            void **addr, size_t *maplen);
 
 /*
- * Builds a complete segment out of sight (O_TMPFILE, or a hidden temporary
- * name where the filesystem lacks it), reserves its blocks, writes the
- * header, maps it, then links it under name->path, failing with EEXIST if
- * that exists.  On 0 the caller owns the mapping [*addr, *addr + total);
- * on error nothing is left on disk or mapped.
+ * Creating a segment is two steps with the caller's work between them:
+ * sa_create_prepare builds it out of sight (O_TMPFILE, or a hidden
+ * temporary name where the filesystem lacks it), applies the mode, reserves
+ * every block, maps it and writes the header; the caller may then fill the
+ * data; sa_create_publish links it under name->path, failing with EEXIST
+ * rather than replacing anything.  Any failure, or sa_create_abort, leaves
+ * nothing on disk.  The caller takes the mapping [addr, addr+size) by
+ * setting addr to NULL; until then abort unmaps it.
  */
 typedef struct {
     const sa_name *name;
@@ -59,13 +62,18 @@ typedef struct {
     size_t header_len;
     uint64_t total;          /* header_len + data bytes */
     unsigned int mode;       /* permission bits, applied exactly */
-    void *addr;              /* out */
-    size_t size;             /* out: mapped length */
-    dev_t dev;               /* out: identity of the new file */
-    ino_t ino;
+    /* Set by prepare: */
+    int fd;
+    int tmp_named;
+    char tmp[PATH_MAX];
+    void *addr;
+    size_t size;             /* mapped length */
+    struct stat st;          /* of the new file: dev and ino identify it */
 } sa_create_job;
 
-int sa_create_run(sa_create_job *job);
+int sa_create_prepare(sa_create_job *job);
+int sa_create_publish(sa_create_job *job);
+void sa_create_abort(sa_create_job *job);
 
 /*
  * Unlinks path if, and only if, it still is the file that p (already

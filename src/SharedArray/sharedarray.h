@@ -84,6 +84,8 @@ PyObject *sa_array_new(PyObject *mapping, PyArray_Descr *descr, int ndim,
 /* One operation per file. */
 PyObject *sa_create(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *kwnames);
+PyObject *sa_from_array(PyObject *module, PyObject *const *args,
+                        Py_ssize_t nargs, PyObject *kwnames);
 PyObject *sa_attach(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *kwnames);
 PyObject *sa_delete(PyObject *module, PyObject *const *args, Py_ssize_t nargs,

@@ -20,6 +20,7 @@ from ._core import (
     create,
     delete,
     from_array,
+    info,
     list,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "attach",
     "delete",
     "list",
+    "info",
     "ArrayDesc",
     "Mapping",
     "MS_ASYNC",

@@ -43,6 +43,13 @@ PyDoc_STRVAR(list_doc,
 "ArrayDesc entries with name, dtype, dims and nbytes.  Files that are\n"
 "not arrays, or cannot be read, are skipped.");
 
+PyDoc_STRVAR(info_doc,
+"info(name)\n--\n\n"
+"Describe an array without mapping it: an ArrayDesc with name, dtype,\n"
+"dims, nbytes, order, mode, uid, mtime and format.  Raises\n"
+"FileNotFoundError if name does not exist, ValueError if it is not an\n"
+"array.");
+
 static PyMethodDef module_methods[] = {
     {"create", (PyCFunction)(void (*)(void))sa_create,
      METH_FASTCALL | METH_KEYWORDS, create_doc},
@@ -54,6 +61,8 @@ static PyMethodDef module_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, delete_doc},
     {"list", (PyCFunction)(void (*)(void))sa_list,
      METH_FASTCALL | METH_KEYWORDS, list_doc},
+    {"info", (PyCFunction)(void (*)(void))sa_info,
+     METH_FASTCALL | METH_KEYWORDS, info_doc},
     {"_resolve", sa_resolve, METH_O,
      PyDoc_STR("_resolve(name)\n--\n\nThe file path that name stands for.")},
     {NULL, NULL, 0, NULL},

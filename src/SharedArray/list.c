@@ -13,75 +13,99 @@
 #include <string.h>
 
 static PyStructSequence_Field entry_fields[] = {
-    {"name", "name as attach() takes it (bare shm name)"},
+    {"name", "name as attach() takes it (list(): the bare shm name)"},
     {"dtype", "numpy.dtype of the elements"},
     {"dims", "shape, a tuple of ints"},
     {"nbytes", "size of the data in bytes"},
+    {"order", "'C' or 'F'"},
+    {"mode", "permission bits of the segment"},
+    {"uid", "owner's user id"},
+    {"mtime", "last modification, seconds since the epoch"},
+    {"format", "'npy', or 'sharedarray3' for a SharedArray 3.x segment"},
     {NULL, NULL},
 };
 
 PyStructSequence_Desc sa_entry_desc = {
     .name = "SharedArray.ArrayDesc",
-    .doc = "An array found by SharedArray.list().",
+    .doc = "An array described by SharedArray.list() or SharedArray.info().",
     .fields = entry_fields,
     /* (name, dtype, dims) unpack as in SharedArray 3.x; nbytes is extra. */
     .n_in_sequence = 3,
 };
 
-static PyObject *
-make_entry(sa_state *st, const char *fname, const sa_probe *p)
+PyObject *
+sa_entry_new(sa_state *st, PyObject *name, const sa_probe *p)
 {
-    PyObject *name = NULL, *entry = NULL, *dims = NULL, *nb = NULL;
-    PyArray_Descr *d = NULL;
+    PyObject *entry = NULL, *v;
+    PyArray_Descr *d;
     uint64_t nbytes;
     int i;
 
-    name = PyUnicode_DecodeFSDefault(fname);
-    if (name == NULL) {
-        goto done;
-    }
     d = sa_probe_resolve(st, p, name, &nbytes);
     if (d == NULL) {
-        /* Not a valid array: skip it, unless we are out of memory. */
-        if (!PyErr_ExceptionMatches(PyExc_MemoryError)) {
-            PyErr_Clear();
-            entry = Py_None;
-            Py_INCREF(entry);
-        }
-        goto done;
-    }
-    dims = PyTuple_New(p->hdr.ndim);
-    if (dims == NULL) {
-        goto done;
-    }
-    for (i = 0; i < p->hdr.ndim; i++) {
-        PyObject *v = PyLong_FromLongLong(p->hdr.dims[i]);
-        if (v == NULL) {
-            goto done;
-        }
-        PyTuple_SET_ITEM(dims, i, v);
-    }
-    nb = PyLong_FromUnsignedLongLong(nbytes);
-    if (nb == NULL) {
-        goto done;
+        return NULL;
     }
     entry = PyStructSequence_New(st->entry_type);
     if (entry == NULL) {
-        goto done;
+        Py_DECREF(d);
+        return NULL;
     }
+    Py_INCREF(name);
     PyStructSequence_SET_ITEM(entry, 0, name);
     PyStructSequence_SET_ITEM(entry, 1, (PyObject *)d);
-    PyStructSequence_SET_ITEM(entry, 2, dims);
-    PyStructSequence_SET_ITEM(entry, 3, nb);
-    name = NULL;
-    d = NULL;
-    dims = NULL;
-    nb = NULL;
-done:
-    Py_XDECREF(name);
-    Py_XDECREF(d);
-    Py_XDECREF(dims);
-    Py_XDECREF(nb);
+    /* A failed item leaves NULL in place, which the entry's dealloc skips. */
+    v = PyTuple_New(p->hdr.ndim);
+    for (i = 0; v != NULL && i < p->hdr.ndim; i++) {
+        PyObject *dim = PyLong_FromLongLong(p->hdr.dims[i]);
+        if (dim == NULL) {
+            Py_CLEAR(v);
+            break;
+        }
+        PyTuple_SET_ITEM(v, i, dim);
+    }
+    PyStructSequence_SET_ITEM(entry, 2, v);
+    PyStructSequence_SET_ITEM(entry, 3, PyLong_FromUnsignedLongLong(nbytes));
+    PyStructSequence_SET_ITEM(
+        entry, 4, PyUnicode_FromString(p->hdr.fortran_order ? "F" : "C"));
+    PyStructSequence_SET_ITEM(entry, 5,
+                              PyLong_FromLong((long)(p->st.st_mode & 07777)));
+    PyStructSequence_SET_ITEM(entry, 6,
+                              PyLong_FromUnsignedLong((unsigned long)p->st.st_uid));
+    PyStructSequence_SET_ITEM(
+        entry, 7,
+        PyFloat_FromDouble((double)p->st.st_mtim.tv_sec +
+                           (double)p->st.st_mtim.tv_nsec * 1e-9));
+    PyStructSequence_SET_ITEM(
+        entry, 8,
+        PyUnicode_FromString(p->status == SA_HDR_LEGACY ? "sharedarray3"
+                                                        : "npy"));
+    for (i = 2; i < 9; i++) {
+        if (PyStructSequence_GET_ITEM(entry, i) == NULL) {
+            Py_DECREF(entry);
+            return NULL;
+        }
+    }
+    return entry;
+}
+
+/* An entry for a directory entry, Py_None to skip it, NULL on error. */
+static PyObject *
+make_entry(sa_state *st, const char *fname, const sa_probe *p)
+{
+    PyObject *name, *entry;
+
+    name = PyUnicode_DecodeFSDefault(fname);
+    if (name == NULL) {
+        return NULL;
+    }
+    entry = sa_entry_new(st, name, p);
+    Py_DECREF(name);
+    if (entry == NULL && !PyErr_ExceptionMatches(PyExc_MemoryError)) {
+        /* Not a valid array: skip it. */
+        PyErr_Clear();
+        entry = Py_None;
+        Py_INCREF(entry);
+    }
     return entry;
 }
 

@@ -93,6 +93,11 @@ PyObject *sa_delete(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 PyObject *sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames);
 
+PyObject *sa_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames);
+
 extern PyStructSequence_Desc sa_entry_desc;
+/* An ArrayDesc for an opened segment; NULL with ValueError if invalid. */
+PyObject *sa_entry_new(sa_state *st, PyObject *name, const sa_probe *p);
 
 #endif

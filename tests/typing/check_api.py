@@ -1,0 +1,25 @@
+"""Type-checked (mypy --strict) use of the public API; also run by pytest."""
+
+import numpy as np
+import numpy.typing as npt
+
+import SharedArray as sa
+
+
+def roundtrip(name: str) -> float:
+    a: npt.NDArray[np.float64] = sa.create(name, (2, 3), dtype=np.float64,
+                                           order="F", mode=0o600)
+    b = sa.attach(name, ro=True)
+    c = sa.from_array(name + "-copy", a)
+    base = a.base
+    assert isinstance(base, sa.Mapping)
+    size: int = base.size
+    base.msync(sa.MS_SYNC | sa.MS_INVALIDATE)
+    entries: list[sa.ArrayDesc] = sa.list()
+    for entry_name, dtype, dims in entries:
+        assert isinstance(entry_name, str) and isinstance(dims, tuple)
+    info = sa.info(name)
+    order: str = info.order
+    sa.delete(name)
+    sa.delete(name + "-copy")
+    return float(b.sum() + c.sum()) + size * 0 + len(order) * 0

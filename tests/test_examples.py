@@ -1,0 +1,32 @@
+"""Every script in examples/ runs to success (each checks its own result)."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = sorted(glob.glob(os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "examples", "*.py")))
+
+
+def _shm():
+    return set(os.listdir("/dev/shm"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
+def test_example_runs_and_cleans_up(path):
+    before = _shm()
+    r = subprocess.run([sys.executable, path], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip(), "an example should say what it did"
+    left = {n for n in _shm() - before if "sharedarray" in n}
+    assert not left, left
+
+
+def test_there_are_examples():
+    names = {os.path.basename(p) for p in EXAMPLES}
+    assert {"worker_pool.py", "pipeline.py", "persistent.py"} <= names

@@ -59,7 +59,7 @@ def test_from_array_accepts_array_likes_and_mode(shm_name):
 @pytest.mark.parametrize("bad, exc", [
     (np.array([object()]), TypeError),
     (np.zeros(2, [("a", "O")]), TypeError),
-    ([[1, 2], [3]], ValueError),
+    ([[1, 2], [3]], (ValueError, TypeError)),  # NumPy 1.x: object array
 ])
 def test_from_array_refusals_leave_nothing(shm_name, bad, exc):
     name = shm_name()

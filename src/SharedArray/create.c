@@ -192,7 +192,9 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
     }
     job.header = header;
     job.header_len = header_len;
-    job.total = header_len + nbytes;
+    /* One spare byte for an empty array: NumPy < 1.25's np.memmap cannot
+     * map zero bytes at the very end of a file.  Readers ignore it. */
+    job.total = header_len + (nbytes ? nbytes : 1);
 
     err = prepare(&job);
     if (err != 0) {

@@ -1,0 +1,135 @@
+"""Big arrays on huge pages: file:// on a huge tmpfs or on hugetlbfs.
+
+Both need root (to mount, and for hugetlbfs to reserve pages), and skip
+cleanly without it.  Whether huge pages really back the array is read from
+/proc/self/smaps, not assumed.
+"""
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+import SharedArray as sa
+
+MiB = 1 << 20
+needs_root = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="mounting needs root")
+
+
+def smaps_of(addr):
+    """The smaps fields of the mapping that starts at addr."""
+    fields, inside = {}, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                inside = int(head.split("-")[0], 16) == addr
+            elif inside:
+                key, value = line.split(":", 1)
+                fields[key] = value.split()[0]
+    assert fields, f"no mapping at {addr:#x}"
+    return fields
+
+
+def mapped(addr):
+    start = f"{addr:x}-"
+    with open("/proc/self/maps") as f:
+        return any(line.startswith(start) for line in f)
+
+
+@contextlib.contextmanager
+def mount(fstype, options):
+    d = tempfile.mkdtemp(prefix="sa-test-mnt-")
+    r = subprocess.run(["mount", "-t", fstype, "-o", options, fstype, d],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        os.rmdir(d)
+        pytest.skip(f"cannot mount {fstype} ({options}): {r.stderr.strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", d], check=True)
+        os.rmdir(d)
+
+
+@contextlib.contextmanager
+def reserved_hugepages(n):
+    path = "/proc/sys/vm/nr_hugepages"
+    with open(path) as f:
+        before = int(f.read())
+    try:
+        with open(path, "w") as f:
+            f.write(str(before + n))
+        with open(path) as f:
+            if int(f.read()) < before + n:
+                pytest.skip("the kernel could not reserve huge pages")
+        yield
+    finally:
+        with open(path, "w") as f:
+            f.write(str(before))
+
+
+@needs_root
+def test_huge_tmpfs_backs_array_with_huge_pages():
+    with mount("tmpfs", "huge=always,size=64M") as d:
+        name = f"file://{d}/big.npy"
+        a = sa.create(name, (16 * MiB,), np.uint8)
+        try:
+            a[::4096] = 1  # touch every page
+            fields = smaps_of(a.base.addr)
+            pmd = int(fields.get("ShmemPmdMapped", 0)) + int(
+                fields.get("FilePmdMapped", 0))
+            if pmd == 0 and not int(fields.get("Rss", 0)):
+                pytest.fail(f"array not resident: {fields}")
+            assert pmd >= 8 * 1024, f"expected PMD-mapped huge pages: {fields}"
+            assert int(a.sum()) == 16 * MiB // 4096
+            b = sa.attach(name, ro=True)
+            assert int(b.sum()) == 16 * MiB // 4096
+            del b
+        finally:
+            del a
+            sa.delete(name)
+
+
+@needs_root
+@pytest.mark.parametrize("n", [1, 3 * MiB, 2 * MiB - 4096, 4 * MiB])
+def test_hugetlbfs_create_attach_and_release(n):
+    with reserved_hugepages(8), mount("hugetlbfs", "pagesize=2M") as d:
+        name = f"file://{d}/a.npy"
+        a = sa.create(name, (n,), np.uint8)
+        try:
+            a[-1] = 7
+            addr = a.base.addr
+            assert smaps_of(addr)["KernelPageSize"] == "2048"
+            assert a.base.size % (2 * MiB) == 0
+            # Another process sees the data through the same huge pages.
+            code = ("import SharedArray as sa, sys; "
+                    f"b = sa.attach({name!r}, ro=True); "
+                    "sys.exit(0 if b[-1] == 7 and b.shape == "
+                    f"({n},) else 1)")
+            assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+        finally:
+            del a
+            sa.delete(name)
+        # The whole mapping is released, not leaked by a short munmap.
+        assert not mapped(addr)
+        b = sa.from_array(name, np.arange(n % 1000 + 1, dtype=np.int64))
+        addr = b.base.addr
+        del b
+        assert not mapped(addr)
+        sa.delete(name)
+
+
+@needs_root
+def test_hugetlbfs_out_of_huge_pages_is_a_clean_error():
+    with reserved_hugepages(2), mount("hugetlbfs", "pagesize=2M") as d:
+        name = f"file://{d}/too-big.npy"
+        with pytest.raises(OSError) as info:
+            sa.create(name, (64 * MiB,), np.uint8)
+        assert info.value.filename == name
+        assert os.listdir(d) == []

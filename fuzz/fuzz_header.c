@@ -53,7 +53,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t nbytes;
 
     if (sa_header_parse(data, size, &h, &why) == SA_HDR_OK) {
-        if (h.data_offset > size || h.ndim < 0 || h.ndim > SA_MAXDIMS ||
+        if (h.ndim < 0 || h.ndim > SA_MAXDIMS ||
             h.literal < (const char *)data ||
             h.literal + h.literal_len > (const char *)data + size) {
             abort();

@@ -363,13 +363,14 @@ sa_header_parse(const unsigned char *buf, size_t len, sa_header *h,
         return SA_HDR_CORRUPT;
     }
     h->data_offset = prefix + hlen;
-    if (len < h->data_offset) {
-        return SA_HDR_NEED_MORE;
-    }
     c.p = (const char *)buf + prefix;
-    c.end = c.p + hlen;
+    c.end = len < h->data_offset ? (const char *)buf + len : c.p + hlen;
     c.why = NULL;
     if (parse_dict(&c, h) < 0) {
+        if (len < h->data_offset) {
+            /* Perhaps only cut short: judge it on the whole header. */
+            return SA_HDR_NEED_MORE;
+        }
         *why = c.why ? c.why : "header does not parse";
         return SA_HDR_CORRUPT;
     }

@@ -44,10 +44,13 @@ typedef struct {
 } sa_header;
 
 /*
- * Parses the first len bytes of a file.  Returns SA_HDR_NEED_MORE (with
- * h->data_offset set) when the header runs past len; the caller reads that
- * many bytes and calls again.  On SA_HDR_CORRUPT, *why names the defect.
- * Never reads outside [buf, buf+len).
+ * Parses the first len bytes of a file.  A complete dict followed by blanks
+ * is enough: the rest of the padding up to data_offset (most of a page) need
+ * not be read, as nothing in it is ever interpreted; the caller checks that
+ * the file is data_offset bytes long at least.  Returns SA_HDR_NEED_MORE
+ * (with h->data_offset set) when the dict runs past len; the caller reads
+ * data_offset bytes and calls again.  On SA_HDR_CORRUPT, *why names the
+ * defect.  Never reads outside [buf, buf+len).
  */
 sa_hdr_status sa_header_parse(const unsigned char *buf, size_t len,
                               sa_header *h, const char **why);

@@ -25,7 +25,8 @@ typedef struct {
     sa_legacy legacy;        /* when status is SA_HDR_LEGACY */
     unsigned char *buf;      /* small, or malloc'd for long headers */
     size_t buf_len;
-    unsigned char small[4096];
+    unsigned char small[1024];  /* enough for all but many-field dicts,
+                                 * and for a 3.x trailer */
 } sa_probe;
 
 /*

@@ -38,12 +38,13 @@ attach_impl(sa_state *st, PyObject *nameobj, const sa_name *name, int ro)
         sa_raise_errno(err, nameobj);
         goto done;
     }
-    mapping = sa_mapping_new(st, addr, maplen, nameobj, &p.st, !ro);
+    mapping = sa_mapping_new(st, addr, maplen, p.hdr.data_offset, nbytes,
+                             nameobj, &p.st, !ro);
     if (mapping == NULL) {
         goto done;
     }
     result = sa_array_new(mapping, d, p.hdr.ndim, p.hdr.dims,
-                          p.hdr.fortran_order, p.hdr.data_offset, !ro);
+                          p.hdr.fortran_order, !ro);
     d = NULL;
 done:
     Py_XDECREF(d);

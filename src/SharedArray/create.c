@@ -161,7 +161,7 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
     int utf8 = 0, err;
 
     d = flatten_subarray(dtype, shape);
-    if (d == NULL || sa_descr_check(d) < 0) {
+    if (d == NULL || sa_descr_check(d, NULL) < 0) {
         goto done;
     }
     if (sa_header_nbytes(shape->dims, shape->ndim,
@@ -204,13 +204,13 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
         goto done;
     }
     /* The owner takes the map now (and unmaps it if this fails). */
-    mapping = sa_mapping_new(st, job.addr, job.size, nameobj, &job.st, 1);
+    mapping = sa_mapping_new(st, job.addr, job.size, header_len, nbytes,
+                             nameobj, &job.st, 1);
     job.addr = NULL;
     if (mapping == NULL) {
         goto done;
     }
-    arr = sa_array_new(mapping, d, shape->ndim, shape->dims, fortran,
-                       header_len, 1);
+    arr = sa_array_new(mapping, d, shape->ndim, shape->dims, fortran, 1);
     d = NULL;
     if (arr == NULL) {
         goto done;

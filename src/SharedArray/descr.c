@@ -11,28 +11,48 @@
 /* The cache only ever holds descrs seen in headers; keep it bounded. */
 #define SA_DESCR_CACHE_MAX 512
 
+/*
+ * A dtype given as an argument is refused with exc; one read from a segment
+ * (name given) makes the segment invalid: ValueError naming it.
+ */
+static void
+refuse(PyObject *exc, PyObject *name, const char *fmt, PyArray_Descr *d)
+{
+    PyObject *msg = PyUnicode_FromFormat(fmt, (PyObject *)d);
+
+    if (msg == NULL) {
+        return;
+    }
+    if (name != NULL) {
+        PyErr_Format(PyExc_ValueError, "%R is not a usable array: %U", name,
+                     msg);
+    }
+    else {
+        PyErr_SetObject(exc, msg);
+    }
+    Py_DECREF(msg);
+}
+
 int
-sa_descr_check(PyArray_Descr *d)
+sa_descr_check(PyArray_Descr *d, PyObject *name)
 {
     if (d->type_num == NPY_OBJECT || PyDataType_REFCHK(d)) {
-        PyErr_Format(PyExc_TypeError,
-                     "dtype %R holds Python objects or pointers, which "
-                     "cannot be shared between processes",
-                     (PyObject *)d);
+        refuse(PyExc_TypeError, name,
+               "dtype %R holds Python objects or pointers, which cannot be "
+               "shared between processes",
+               d);
         return -1;
     }
     if (d->type_num < 0 || d->type_num >= NPY_NTYPES_LEGACY) {
-        PyErr_Format(PyExc_TypeError,
-                     "dtype %R cannot be stored in a shared array: only "
-                     "NumPy's built-in non-object dtypes have a .npy "
-                     "description",
-                     (PyObject *)d);
+        refuse(PyExc_TypeError, name,
+               "dtype %R cannot be stored in a shared array: only NumPy's "
+               "built-in non-object dtypes have a .npy description",
+               d);
         return -1;
     }
     if (PyDataType_ELSIZE(d) <= 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "dtype %R has itemsize 0; give a size (e.g. 'S10')",
-                     (PyObject *)d);
+        refuse(PyExc_ValueError, name,
+               "dtype %R has itemsize 0; give a size (e.g. 'S10')", d);
         return -1;
     }
     return 0;
@@ -124,7 +144,7 @@ descr_plain(sa_state *st, const sa_header *h, const sa_simple_descr *sd,
         invalid(name, "its header names a dtype NumPy reads differently");
         goto done;
     }
-    if (sa_descr_check(d) < 0) {
+    if (sa_descr_check(d, name) < 0) {
         Py_CLEAR(d);
         goto done;
     }
@@ -176,7 +196,7 @@ descr_literal_eval(const sa_header *h, PyObject *name)
         invalid(name, "its header's descr is not a dtype");
         goto done;
     }
-    if (sa_descr_check((PyArray_Descr *)res) < 0) {
+    if (sa_descr_check((PyArray_Descr *)res, name) < 0) {
         goto done;
     }
     d = (PyArray_Descr *)res;
@@ -216,7 +236,7 @@ descr_legacy(const sa_probe *p, PyObject *name, uint64_t *nbytes)
         }
         PyDataType_SET_ELSIZE(d, lg->itemsize);
     }
-    if (PyDataType_ELSIZE(d) != lg->itemsize || sa_descr_check(d) < 0) {
+    if (PyDataType_ELSIZE(d) != lg->itemsize || sa_descr_check(d, name) < 0) {
         if (!PyErr_Occurred()) {
             invalid(name, "its SharedArray 3.x trailer has a bad itemsize");
         }

@@ -166,11 +166,13 @@ parse_dim(cursor *c, int64_t *value)
     skip_ws(c);
     start = c->p;
     while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-        v = v * 10 + (uint64_t)(*c->p - '0');
-        if (v > (uint64_t)INT64_MAX) {
+        uint64_t digit = (uint64_t)(*c->p - '0');
+        /* Checked before multiplying: v * 10 could wrap around. */
+        if (v > ((uint64_t)INT64_MAX - digit) / 10) {
             c->why = "a dimension is too large";
             return -1;
         }
+        v = v * 10 + digit;
         c->p++;
     }
     if (c->p == start) {

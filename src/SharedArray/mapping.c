@@ -11,8 +11,10 @@
 
 typedef struct {
     PyObject_HEAD
-    void *addr;
-    size_t size;
+    void *map_addr;     /* the whole mapping, header first: for munmap, */
+    size_t map_size;    /* msync, mlock */
+    char *data;         /* the array's bytes: addr, size and the buffer */
+    size_t nbytes;
     PyObject *name;     /* str, as the user passed it */
     dev_t dev;          /* identity of the file, for the pickling reducer */
     ino_t ino;
@@ -20,8 +22,9 @@ typedef struct {
 } sa_mapping;
 
 PyObject *
-sa_mapping_new(sa_state *st, void *addr, size_t size, PyObject *name,
-               const struct stat *st_file, int writable)
+sa_mapping_new(sa_state *st, void *addr, size_t size, size_t data_offset,
+               uint64_t nbytes, PyObject *name, const struct stat *st_file,
+               int writable)
 {
     sa_mapping *self = PyObject_New(sa_mapping, st->mapping_type);
 
@@ -29,8 +32,10 @@ sa_mapping_new(sa_state *st, void *addr, size_t size, PyObject *name,
         munmap(addr, size);
         return NULL;
     }
-    self->addr = addr;
-    self->size = size;
+    self->map_addr = addr;
+    self->map_size = size;
+    self->data = (char *)addr + data_offset;
+    self->nbytes = (size_t)nbytes;
     Py_INCREF(name);
     self->name = name;
     self->dev = st_file->st_dev;
@@ -41,8 +46,7 @@ sa_mapping_new(sa_state *st, void *addr, size_t size, PyObject *name,
 
 PyObject *
 sa_array_new(PyObject *mapping, PyArray_Descr *descr, int ndim,
-             const int64_t *dims, int fortran, size_t data_offset,
-             int writable)
+             const int64_t *dims, int fortran, int writable)
 {
     sa_mapping *m = (sa_mapping *)mapping;
     npy_intp shape[SA_MAXDIMS];
@@ -55,7 +59,7 @@ sa_array_new(PyObject *mapping, PyArray_Descr *descr, int ndim,
     flags = (writable ? NPY_ARRAY_WRITEABLE : 0) |
             (fortran ? NPY_ARRAY_F_CONTIGUOUS : 0);
     arr = PyArray_NewFromDescr(&PyArray_Type, descr, ndim, shape, NULL,
-                               (char *)m->addr + data_offset, flags, NULL);
+                               m->data, flags, NULL);
     if (arr == NULL) {
         Py_DECREF(mapping);
         return NULL;
@@ -76,8 +80,8 @@ mapping_dealloc(PyObject *op)
 
     /* Nothing can catch an exception from here; a failed munmap of our own
      * region cannot happen short of memory corruption. */
-    if (self->addr != NULL) {
-        munmap(self->addr, self->size);
+    if (self->map_addr != NULL) {
+        munmap(self->map_addr, self->map_size);
     }
     Py_XDECREF(self->name);
     tp->tp_free(op);
@@ -96,7 +100,7 @@ mapping_msync(PyObject *op, PyObject *args, PyObject *kwds)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    rc = msync(self->addr, self->size, flags);
+    rc = msync(self->map_addr, self->map_size, flags);
     if (rc < 0) {
         err = errno;
     }
@@ -113,7 +117,8 @@ mapping_lock(sa_mapping *self, int lock)
     int rc, err = 0;
 
     Py_BEGIN_ALLOW_THREADS
-    rc = lock ? mlock(self->addr, self->size) : munlock(self->addr, self->size);
+    rc = lock ? mlock(self->map_addr, self->map_size)
+              : munlock(self->map_addr, self->map_size);
     if (rc < 0) {
         err = errno;
     }
@@ -139,13 +144,13 @@ mapping_munlock(PyObject *op, PyObject *Py_UNUSED(ignored))
 static PyObject *
 mapping_get_addr(PyObject *op, void *Py_UNUSED(closure))
 {
-    return PyLong_FromVoidPtr(((sa_mapping *)op)->addr);
+    return PyLong_FromVoidPtr(((sa_mapping *)op)->data);
 }
 
 static PyObject *
 mapping_get_size(PyObject *op, void *Py_UNUSED(closure))
 {
-    return PyLong_FromSize_t(((sa_mapping *)op)->size);
+    return PyLong_FromSize_t(((sa_mapping *)op)->nbytes);
 }
 
 static PyObject *
@@ -163,15 +168,15 @@ mapping_get_writable(PyObject *op, void *Py_UNUSED(closure))
 }
 
 /*
- * The whole mapping (header included) as a flat byte buffer, read-only when
- * attached with ro=True: lets the pickling reducer rebuild any view with
+ * The array's bytes as a flat buffer, read-only when attached with ro=True:
+ * lets the pickling reducer rebuild any view with
  * np.ndarray(buffer=mapping, offset=, strides=), which NumPy bounds-checks.
  */
 static int
 mapping_getbuffer(PyObject *op, Py_buffer *view, int flags)
 {
     sa_mapping *self = (sa_mapping *)op;
-    return PyBuffer_FillInfo(view, op, self->addr, (Py_ssize_t)self->size,
+    return PyBuffer_FillInfo(view, op, self->data, (Py_ssize_t)self->nbytes,
                              !self->writable, flags);
 }
 
@@ -180,7 +185,7 @@ mapping_repr(PyObject *op)
 {
     sa_mapping *self = (sa_mapping *)op;
     return PyUnicode_FromFormat("<SharedArray mapping %R, %zu bytes at %p>",
-                                self->name, self->size, self->addr);
+                                self->name, self->nbytes, (void *)self->data);
 }
 
 static PyMethodDef mapping_methods[] = {
@@ -205,9 +210,10 @@ static PyMemberDef mapping_members[] = {
 
 static PyGetSetDef mapping_getset[] = {
     {"addr", mapping_get_addr, NULL,
-     PyDoc_STR("Address of the mapping (the .npy header comes first)."), NULL},
+     PyDoc_STR("Address of the array's data (its first byte), as in 3.x."),
+     NULL},
     {"size", mapping_get_size, NULL,
-     PyDoc_STR("Length of the mapping in bytes (header and data)."), NULL},
+     PyDoc_STR("Size of the array's data in bytes."), NULL},
     {"writable", mapping_get_writable, NULL,
      PyDoc_STR("False when attached with ro=True."), NULL},
     {"_identity", mapping_get_identity, NULL,

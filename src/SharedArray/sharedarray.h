@@ -53,7 +53,8 @@ PyObject *sa_resolve(PyObject *module, PyObject *name);
 PyObject *sa_raise_errno(int err, PyObject *name);
 
 /* descr.c: dtypes in and out of headers. */
-int sa_descr_check(PyArray_Descr *d);
+/* Refuses dtypes that cannot be shared; name (or NULL) is the segment. */
+int sa_descr_check(PyArray_Descr *d, PyObject *name);
 PyObject *sa_descr_literal(PyArray_Descr *d, int *utf8);
 /*
  * Validates an opened segment completely: a regular file with a parsed
@@ -67,19 +68,19 @@ PyArray_Descr *sa_probe_resolve(sa_state *st, const sa_probe *p,
 /* mapping.c: the owner object. */
 extern PyType_Spec sa_mapping_spec;
 /*
- * Wraps [addr, addr+size) in a new owner object; the owner munmaps it when
- * it dies.  On failure the region is unmapped here and NULL returned.
+ * Wraps the mapping [addr, addr+size), whose data is nbytes at data_offset,
+ * in a new owner object; the owner munmaps it when it dies.  On failure the
+ * region is unmapped here and NULL returned.
  */
 PyObject *sa_mapping_new(sa_state *st, void *addr, size_t size,
-                         PyObject *name, const struct stat *st_file,
-                         int writable);
+                         size_t data_offset, uint64_t nbytes, PyObject *name,
+                         const struct stat *st_file, int writable);
 /*
- * An ndarray over the owner's memory at data_offset.  Steals mapping and
- * descr, whatever the outcome.
+ * An ndarray over the owner's data.  Steals mapping and descr, whatever the
+ * outcome.
  */
 PyObject *sa_array_new(PyObject *mapping, PyArray_Descr *descr, int ndim,
-                       const int64_t *dims, int fortran, size_t data_offset,
-                       int writable);
+                       const int64_t *dims, int fortran, int writable);
 
 /* One operation per file. */
 PyObject *sa_create(PyObject *module, PyObject *const *args, Py_ssize_t nargs,

@@ -1,0 +1,305 @@
+"""Helpers shared by the SharedArray tests (not a test module).
+
+Everything here works from outside the library: it reads segments as plain
+files and parses .npy headers itself (ast.literal_eval), so the tests do not
+rely on SharedArray to check SharedArray.  The worker functions at the bottom
+run in child processes started with the 'spawn' context, so they must live in
+an importable module.
+"""
+
+import ast
+import ctypes
+import os
+import struct
+import uuid
+
+import numpy as np
+
+SHM_DIR = "/dev/shm"
+PREFIX = "sa-test-"
+PAGE = os.sysconf("SC_PAGESIZE")
+MAGIC = b"\x93NUMPY"
+
+
+def own_prefix():
+    """Every shm name this test run makes starts with this (child processes
+    are handed their names by the parent), so a run never mistakes another,
+    concurrent run's segments for its own."""
+    return f"{PREFIX}{os.getpid()}-"
+
+
+def unique_shm_name():
+    return f"{own_prefix()}{uuid.uuid4().hex[:8]}"
+
+
+def shm_path(name):
+    """The /dev/shm path for a shm name ('NAME', '/NAME' or 'shm://NAME')."""
+    if name.startswith("shm://"):
+        name = name[len("shm://"):]
+    return os.path.join(SHM_DIR, name.lstrip("/"))
+
+
+def remove_path(path):
+    """Remove whatever is at path (file, symlink, FIFO, directory tree)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    import stat
+
+    if stat.S_ISDIR(st.st_mode):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        os.unlink(path)
+
+
+def read_header(path):
+    """Parse a .npy file's header independently of SharedArray and NumPy.
+
+    Returns dict(major, minor, data_offset, header_text (bytes), header (the
+    literal_eval'd dict)).
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        assert head[:6] == MAGIC, f"{path} has no .npy magic"
+        major, minor = head[6], head[7]
+        if major == 1:
+            (hlen,) = struct.unpack("<H", head[8:10])
+            prefix = 10
+        else:
+            (hlen,) = struct.unpack("<I", head[8:12])
+            prefix = 12
+        f.seek(prefix)
+        text = f.read(hlen)
+    assert len(text) == hlen, "file ends inside its header"
+    decoded = text.decode("utf-8" if major >= 3 else "latin1")
+    return {
+        "major": major,
+        "minor": minor,
+        "data_offset": prefix + hlen,
+        "header_text": text,
+        "header": ast.literal_eval(decoded),
+    }
+
+
+def build_npy(header, data=b"", version=1, align=64, raw_prefix=None):
+    """Bytes of a hand-made .npy file.
+
+    header is the header text (str or bytes); it is padded with spaces and a
+    newline so that the data starts at a multiple of align (align=1: no
+    padding beyond the newline).
+    """
+    if isinstance(header, str):
+        header = header.encode("utf-8" if version >= 3 else "latin1")
+    prefix_len = 10 if version == 1 else 12
+    total = prefix_len + len(header) + 1
+    pad = (-total) % align
+    header = header + b" " * pad + b"\n"
+    if raw_prefix is not None:
+        return raw_prefix + header + data
+    if version == 1:
+        prefix = MAGIC + bytes([1, 0]) + struct.pack("<H", len(header))
+    else:
+        prefix = MAGIC + bytes([version, 0]) + struct.pack("<I", len(header))
+    return prefix + header + data
+
+
+def header_text(descr, shape, fortran=False):
+    return "{'descr': %r, 'fortran_order': %r, 'shape': %r, }" % (
+        descr,
+        fortran,
+        tuple(shape),
+    )
+
+
+def write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def random_bytes(n, seed=0):
+    return np.random.default_rng(seed).bytes(n)
+
+
+def fill_random(arr, seed=0):
+    """Overwrite arr's memory with random bytes; returns them."""
+    data = random_bytes(arr.nbytes, seed)
+    if arr.nbytes:
+        ctypes.memmove(arr.ctypes.data, data, arr.nbytes)
+    return data
+
+
+def random_array(shape, dtype, order="C", seed=0):
+    """An in-memory array of raw random bytes (NaNs, odd bools and all)."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    flat = np.frombuffer(random_bytes(n * dtype.itemsize, seed), dtype=dtype)
+    arr = flat.reshape(shape)
+    return np.asfortranarray(arr) if order == "F" else np.ascontiguousarray(arr)
+
+
+def raw_memory(arr):
+    """The bytes of a contiguous array's memory, padding bytes included."""
+    assert arr.flags.c_contiguous or arr.flags.f_contiguous
+    return ctypes.string_at(arr.ctypes.data, arr.nbytes) if arr.nbytes else b""
+
+
+def assert_same_array(got, want):
+    """Same dtype (==), shape and bytes (exact: NaN payloads, struct padding).
+
+    Contiguous arrays in the same memory order are compared byte for byte;
+    others element by element through tobytes().
+    """
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if (got.flags.c_contiguous and want.flags.c_contiguous) or (
+        got.flags.f_contiguous and want.flags.f_contiguous
+    ):
+        assert raw_memory(got) == raw_memory(want)
+    else:
+        assert got.tobytes() == want.tobytes()
+
+
+def _vma_range(line):
+    lo, hi = line.split()[0].split("-")
+    return int(lo, 16), int(hi, 16)
+
+
+def vmas_at(addr, ino=None):
+    """Lines of /proc/self/maps for mappings that contain addr and, if ino is
+    given, map that inode (a freed range may be reused by other memory, and
+    the path shown is not always the file's name, so match the inode)."""
+    with open("/proc/self/maps") as f:
+        lines = [line for line in f if _vma_range(line)[0] <= addr < _vma_range(line)[1]]
+    if ino is not None:
+        lines = [line for line in lines if int(line.split()[4]) == ino]
+    return lines
+
+
+def smaps_field_kb(addr, field):
+    """A field (e.g. 'Locked') of /proc/self/smaps for the VMA holding addr."""
+    found = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0] if line.strip() else ""
+            if "-" in head and all(c in "0123456789abcdef-" for c in head):
+                if found:
+                    break
+                lo, hi = _vma_range(line)
+                found = lo <= addr < hi
+                continue
+            if found and line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VMA holding {addr:#x} with field {field}")
+
+
+# The dtype matrix: plain and structured dtypes, as (id, dtype).
+PLAIN_DTYPES = [
+    "?", "i1", "u1", "<i2", ">i2", "<u2", "<i4", ">i4", "<u4", "<i8", ">u8",
+    "<f2", ">f2", "<f4", ">f4", "<f8", ">f8", np.longdouble, "<c8", ">c16",
+    np.clongdouble, "S1", "S7", "<U1", "<U5", ">U3", "V1", "V13",
+    "<M8[ns]", "<M8[D]", ">M8[s]", "<M8", "<m8[10s]", "<m8[us]", "<M8[2h]",
+]
+
+STRUCT_DTYPES = {
+    "struct": np.dtype([("a", "<i4"), ("b", ">f8"), ("c", "S3")]),
+    "nested": np.dtype([("p", [("x", "<f4"), ("y", ">f4")]), ("id", "<u8")]),
+    "subarray-field": np.dtype([("m", "<f8", (2, 3)), ("k", "u1")]),
+    "aligned": np.dtype([("a", "u1"), ("b", "<f8"), ("c", "<i2")], align=True),
+    "unicode-names": np.dtype([("temp\u00e9rature", "<f4"), ("\u6e29\u5ea6", "<i2")]),
+    "titles": np.dtype({"names": ["a", "b"], "formats": ["<i4", "<f2"],
+                        "titles": ["Title A", None]}),
+    "odd-field-names": np.dtype([("it's", "<i4"), ('dq"x', "u1"),
+                                 ("back\\slash", "<f4"), ("new\nline", "i1")]),
+    "datetime-fields": np.dtype([("t", "<M8[ms]"), ("d", "<m8[10s]")]),
+    "gaps": np.dtype({"names": ["a", "b"], "formats": ["<i4", ">i4"],
+                      "offsets": [0, 8], "itemsize": 16}),
+    "void-and-unicode-fields": np.dtype([("v", "V5"), ("u", ">U2"), ("b", "?")]),
+    "deep": np.dtype([("l1", [("l2", [("l3", [("x", "<i2", (2,))])])])]),
+}
+
+
+def all_dtypes():
+    out = [(str(np.dtype(d)), np.dtype(d)) for d in PLAIN_DTYPES]
+    out += list(STRUCT_DTYPES.items())
+    return out
+
+
+# ----------------------------------------------------------------------
+# Workers for multiprocessing (spawn).  Each reports through a queue.
+
+
+def worker_write(name, value, q):
+    import SharedArray as sa
+
+    try:
+        a = sa.attach(name)
+        a[...] = value
+        q.put(("ok", float(a.sum())))
+    except BaseException as exc:  # report, never hang the parent
+        q.put(("error", repr(exc)))
+
+
+def worker_write_row(name, row, q):
+    import SharedArray as sa
+
+    try:
+        a = sa.attach(name)
+        a[row, :] = row + 1
+        q.put(("ok", row))
+    except BaseException as exc:
+        q.put(("error", repr(exc)))
+
+
+def worker_read_ro(name, q):
+    import SharedArray as sa
+
+    try:
+        a = sa.attach(name, ro=True)
+        values = a.tolist()
+        try:
+            a[...] = -1
+        except ValueError:
+            refused = True
+        else:
+            refused = False
+        q.put(("ok", values, refused, a.flags.writeable))
+    except BaseException as exc:
+        q.put(("error", repr(exc)))
+
+
+def worker_race_attacher(name, rounds, base_len, dtype, q, stop):
+    """Attach name over and over while the parent creates and deletes it.
+
+    Round r has shape (base_len + r,).  Anything but FileNotFoundError or a
+    complete, zero-filled array of the expected shape and dtype is a failure.
+    """
+    import SharedArray as sa
+
+    dtype = np.dtype(dtype)
+    seen = -1
+    attempts = 0
+    try:
+        while seen < rounds - 1 and not stop.is_set():
+            attempts += 1
+            try:
+                a = sa.attach(name, ro=True)
+            except FileNotFoundError:
+                continue
+            r = a.shape[0] - base_len if a.ndim == 1 else -1
+            if a.dtype != dtype or a.ndim != 1 or not 0 <= r < rounds:
+                q.put(("bad", f"attached {a.dtype} {a.shape}"))
+                return
+            # The last page is the one a partial create would lack.
+            if a[-1] != 0 or a[: 4096].any() or a[-4096:].any():
+                q.put(("bad", f"round {r}: array not zero-filled"))
+                return
+            del a
+            if r > seen:
+                seen = r
+                q.put(("seen", r))
+        q.put(("done", attempts))
+    except BaseException as exc:
+        q.put(("bad", repr(exc)))

@@ -30,4 +30,10 @@ def descr_literal(dtype: np.dtype) -> str:
 
 def dtype_from_literal(text: str) -> np.dtype:
     """The dtype for a descr literal read from a header (untrusted text)."""
-    return _npy_format.descr_to_dtype(ast.literal_eval(text))
+    try:
+        literal = ast.literal_eval(text)
+    except (MemoryError, RecursionError) as exc:
+        # CPython's parser reports deep nesting ("[[[[...", "----1") as
+        # MemoryError or RecursionError; in a header that is corruption.
+        raise ValueError("descr is nested too deeply") from exc
+    return _npy_format.descr_to_dtype(literal)

@@ -218,6 +218,12 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
     if (src != NULL && PyArray_CopyInto((PyArrayObject *)arr, src) < 0) {
         goto done;
     }
+    /* A Ctrl-C that came while we were reserving or copying (perhaps
+     * delivered to another thread, so no EINTR) cancels the create: the
+     * caller gets KeyboardInterrupt, so the name must not appear. */
+    if (PyErr_CheckSignals() < 0) {
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS
     err = sa_create_publish(&job);
     Py_END_ALLOW_THREADS

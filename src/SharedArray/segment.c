@@ -106,6 +106,14 @@ sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
     } while (p->fd < 0 && errno == EINTR);
     if (p->fd < 0) {
         err = errno;
+        /* A socket or device node under the name cannot be opened, but it
+         * is still "not an array", not an I/O error. */
+        if ((err == ENXIO || err == ENODEV || err == EOPNOTSUPP) &&
+            fstatat(dirfd, path, &p->st, nofollow ? AT_SYMLINK_NOFOLLOW : 0) ==
+                0 &&
+            !S_ISREG(p->st.st_mode)) {
+            return 0;
+        }
         goto error;
     }
     if (fstat(p->fd, &p->st) < 0) {
@@ -278,6 +286,15 @@ sa_create_prepare(sa_create_job *job)
      * on some later write. */
     err = posix_fallocate(job->fd, 0, (off_t)job->total);
     if (err != 0) {
+        struct stat taken;
+
+        /* The name is already taken: that, not the size, is what the
+         * caller needs to hear (link would have said EEXIST anyway).  Paid
+         * only on this error path. */
+        if ((err == ENOSPC || err == EFBIG || err == EDQUOT) &&
+            lstat(job->name->path, &taken) == 0) {
+            err = EEXIST;
+        }
         goto error;
     }
     if (fstat(job->fd, &job->st) < 0) {

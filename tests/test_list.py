@@ -1,0 +1,159 @@
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import SharedArray as sa
+from _helpers import STRUCT_DTYPES, build_npy, header_text, shm_path, write_bytes
+
+
+def entries_by_name():
+    return {e.name: e for e in sa.list()}
+
+
+def test_list_returns_python_list_of_arraydesc(shm_name):
+    name = shm_name()
+    sa.create(name, (2, 3), "f4")
+    result = sa.list()
+    assert type(result) is list
+    assert all(isinstance(e, sa.ArrayDesc) for e in result)
+    mine = [e for e in result if e.name == name]
+    assert len(mine) == 1
+    sa.delete(name)
+
+
+def test_list_entry_fields(shm_name):
+    specs = {
+        shm_name(): ((2, 3), np.dtype("<f4")),
+        shm_name(): ((), np.dtype(">i8")),
+        shm_name(): ((4, 0), np.dtype("S3")),
+        shm_name(): ((5,), STRUCT_DTYPES["nested"]),
+        shm_name(): ((2, 2), STRUCT_DTYPES["unicode-names"]),
+    }
+    for name, (shape, dtype) in specs.items():
+        sa.create(name, shape, dtype)
+    found = entries_by_name()
+    for name, (shape, dtype) in specs.items():
+        e = found[name]
+        assert type(e.name) is str and e.name == name
+        assert isinstance(e.dtype, np.dtype) and e.dtype == dtype
+        assert type(e.dims) is tuple and e.dims == shape
+        assert type(e.nbytes) is int
+        assert e.nbytes == np.zeros(shape, dtype).nbytes
+        sa.delete(name)
+
+
+def test_list_entry_unpacks_as_three_tuple(shm_name):
+    name = shm_name()
+    sa.create(name, (7,), "u2")
+    (entry,) = [e for e in sa.list() if e.name == name]
+    assert len(entry) == 3
+    n, dtype, dims = entry
+    assert (n, dtype, dims) == (name, np.dtype("u2"), (7,))
+    assert entry[0] == name and entry[2] == (7,)
+    assert entry.nbytes == 14
+    sa.delete(name)
+
+
+def test_list_names_are_attachable_bare_names(shm_name):
+    names = [shm_name(), shm_name(), shm_name(suffix="-\u00e4\u00f6")]
+    sa.create("shm://" + names[0], 1)
+    sa.create("/" + names[1], 1)
+    sa.create(names[2], 1)
+    found = entries_by_name()
+    for name in names:
+        assert name in found
+        assert sa.attach(found[name].name).shape == (1,)
+        sa.delete(name)
+
+
+def test_list_follows_create_and_delete(shm_name):
+    name = shm_name()
+    assert name not in entries_by_name()
+    sa.create(name, 3)
+    assert name in entries_by_name()
+    sa.delete(name)
+    assert name not in entries_by_name()
+
+
+def test_list_includes_np_save_files(shm_name):
+    name = shm_name()
+    with open(shm_path(name), "wb") as fh:
+        np.save(fh, np.zeros((2, 5), dtype=">c8"))
+    e = entries_by_name()[name]
+    assert e.dtype == np.dtype(">c8") and e.dims == (2, 5) and e.nbytes == 80
+    sa.delete(name)
+
+
+def test_list_long_header(shm_name):
+    dtype = np.dtype([(f"field_{i:05d}", "<i2") for i in range(4000)])
+    name = shm_name()
+    sa.create(name, (3,), dtype)
+    e = entries_by_name()[name]
+    assert e.dtype == dtype and e.dims == (3,) and e.nbytes == 3 * 8000
+    sa.delete(name)
+
+
+def test_list_skips_non_arrays_and_damaged_arrays(shm_name):
+    good = shm_name()
+    sa.create(good, 10, "f8")
+    text, empty, truncated, corrupt, fifo, directory, link, hugeshape = (
+        shm_name() for _ in range(8)
+    )
+    write_bytes(shm_path(text), b"just some text\n")
+    write_bytes(shm_path(empty), b"")
+    sa.create(truncated, 100000, "u1")
+    os.truncate(shm_path(truncated), 4096 + 100)
+    write_bytes(shm_path(corrupt), b"\x93NUMPY\x01\x00\x20\x00{'descr': garbage}   \n")
+    os.mkfifo(shm_path(fifo))
+    os.mkdir(shm_path(directory))
+    os.symlink("/etc/passwd", shm_path(link))
+    write_bytes(shm_path(hugeshape),
+                build_npy(header_text("<f8", (1 << 40,)), b"\0" * 64))
+    found = entries_by_name()  # must not hang on the FIFO
+    assert good in found
+    for skipped in (text, empty, truncated, corrupt, fifo, directory, link, hugeshape):
+        assert skipped not in found
+    sa.delete(good)
+    sa.delete(truncated)
+
+
+def test_list_takes_no_arguments():
+    with pytest.raises(TypeError):
+        sa.list(1)
+    with pytest.raises(TypeError):
+        sa.list(path="/dev/shm")
+
+
+def test_list_while_arrays_come_and_go(shm_name):
+    """Entries vanishing or appearing mid-scan are skipped or complete, and
+    list() never raises."""
+    names = [shm_name() for _ in range(4)]
+    stop = threading.Event()
+    errors = []
+
+    def churn():
+        try:
+            k = 0
+            while not stop.is_set():
+                n = names[k % len(names)]
+                sa.create(n, (k % 7 + 1, 3), "<i4")
+                sa.delete(n)
+                k += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        for _ in range(200):
+            for e in sa.list():
+                if e.name in names:
+                    assert e.dtype == np.dtype("<i4")
+                    assert len(e.dims) == 2 and e.dims[1] == 3
+                    assert e.nbytes == e.dims[0] * 12
+    finally:
+        stop.set()
+        t.join()
+    assert errors == []

@@ -18,6 +18,8 @@ import numpy as np
 SHM_DIR = "/dev/shm"
 PREFIX = "sa-test-"
 PAGE = os.sysconf("SC_PAGESIZE")
+# NPY_MAXDIMS of the NumPy we run on: 32 before 2.0, 64 since.
+MAXDIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
 MAGIC = b"\x93NUMPY"
 
 

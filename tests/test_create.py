@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import SharedArray as sa
-from _helpers import PAGE, fill_random, read_header, shm_path
+from _helpers import MAXDIMS, PAGE, fill_random, read_header, shm_path
 
 
 def test_returns_zero_filled_ndarray_like_np_zeros(shm_name):
@@ -39,9 +39,9 @@ def test_default_dtype_is_float64(shm_name):
         ((), ()),
         ((0,), (0,)),
         ((4, 0, 2), (4, 0, 2)),
-        ((1,) * 64, (1,) * 64),
+        ((1,) * MAXDIMS, (1,) * MAXDIMS),
     ],
-    ids=["int", "np-int", "tuple", "list", "np-ints", "0-d", "empty", "zero-dim", "64-dims"],
+    ids=["int", "np-int", "tuple", "list", "np-ints", "0-d", "empty", "zero-dim", "max-dims"],
 )
 def test_shape_accepted_like_np_zeros(shm_name, shape, want):
     name = shm_name()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import SharedArray as sa
-from _helpers import build_npy, header_text, read_header, shm_path, write_bytes
+from _helpers import MAXDIMS, build_npy, header_text, read_header, shm_path, write_bytes
 
 
 def names_it(exc, thing):
@@ -174,11 +174,11 @@ def test_negative_dims(shm_name, shape):
 def test_too_many_dims(shm_name):
     name = shm_name()
     with pytest.raises(ValueError) as info:
-        sa.create(name, (1,) * 65)
+        sa.create(name, (1,) * (MAXDIMS + 1))
     assert "dimension" in str(info.value)
     # ...also when a subarray dtype pushes the shape over the limit.
     with pytest.raises(ValueError):
-        sa.create(name, (1,) * 63, ("f8", (1, 1)))
+        sa.create(name, (1,) * (MAXDIMS - 1), ("f8", (1, 1)))
     assert not os.path.lexists(shm_path(name))
 
 

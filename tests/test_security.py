@@ -1,0 +1,430 @@
+"""Security properties: the namespace, planted links, untrusted headers.
+
+Complements test_errors.py (invalid names for create/attach/delete, object
+descrs, two code-in-header cases), test_delete.py (text files, FIFOs,
+directories and symlinks refused) and test_root.py (other users and the
+default mode); those cases are not repeated here.
+
+* Names cannot escape /dev/shm, through any operation (info and from_array
+  too), and nothing appears anywhere else.
+* create/from_array never write through a planted symlink, whatever it
+  points to (a victim file, an array, a directory, a FIFO, a device).
+* delete never removes what is not an array: .npy look-alikes with a wrong
+  magic, sockets, device nodes, symlinks to directories or FIFOs.
+* Header text is never evaluated, by attach, info or list: code in any of
+  the three fields, dunder chains, f-strings, pickled payloads of object
+  arrays, and inputs that make Python's parser give up (which must not turn
+  into anything but ValueError).
+* Object dtypes are refused by from_array (structured, nested, subarray
+  fields) and in segment headers (every spelling).
+* A file:// array with the default mode is closed to other users (root).
+"""
+
+import errno
+import json
+import os
+import socket
+import stat
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+import SharedArray as sa
+import SharedArray._format  # noqa: F401  (imported before forking)
+from _helpers import build_npy, header_text, remove_path, shm_path, write_bytes
+
+NOBODY = 65534
+IS_ROOT = os.geteuid() == 0
+
+
+def _under_sanitizer():
+    with open("/proc/self/maps") as f:
+        text = f.read()
+    return any(lib in text for lib in ("libasan", "vgpreload", "libtsan"))
+
+
+# Time limits mean nothing under valgrind.
+SLOWDOWN = 50 if _under_sanitizer() else 1
+
+
+def fingerprint(path):
+    """What must not change about a victim file."""
+    st = os.lstat(path)
+    content = None
+    if stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as f:
+            content = f.read()
+    return (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_nlink,
+            content)
+
+
+# ----------------------------------------------------------------------
+# The namespace
+
+
+ESCAPES = ["shm://../{m}", "../{m}", "shm:///../{m}", "shm://x/../../{m}",
+           "shm://{m}/", "{m}\0", "shm://../../tmp/{m}", "shm://..",
+           "shm://.", ".", "..", "shm://" + "x" * 256, "{m}/" + "x" * 300]
+
+
+@pytest.mark.parametrize("op", ["create", "from_array", "attach", "attach_ro",
+                                "info", "delete"])
+def test_names_cannot_escape_dev_shm(op, tmp_path, monkeypatch):
+    marker = f"sa-test-escape-{uuid.uuid4().hex[:8]}"
+    monkeypatch.chdir(tmp_path)
+    call = {
+        "create": lambda n: sa.create(n, 3),
+        "from_array": lambda n: sa.from_array(n, np.arange(3)),
+        "attach": lambda n: sa.attach(n),
+        "attach_ro": lambda n: sa.attach(n, ro=True),
+        "info": lambda n: sa.info(n),
+        "delete": lambda n: sa.delete(n),
+    }[op]
+    for template in ESCAPES:
+        name = template.format(m=marker)
+        with pytest.raises(ValueError) as info:
+            call(name)
+        assert not isinstance(info.value, OSError), name
+    for d in ("/dev/shm", "/dev", "/", "/tmp", str(tmp_path),
+              str(tmp_path.parent)):
+        assert not any(marker in e for e in os.listdir(d)), d
+
+
+# ----------------------------------------------------------------------
+# Planted symlinks
+
+
+def _plant_targets(tmp_path, shm_name):
+    """Things an attacker might point a symlink at."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious data\n")
+    array_uri = "file://" + str(tmp_path / "victim-array.npy")
+    sa.create(array_uri, 4, "<i4")[:] = [1, 2, 3, 4]
+    directory = tmp_path / "victim-dir"
+    directory.mkdir()
+    fifo = tmp_path / "victim-fifo"
+    os.mkfifo(fifo)
+    targets = {
+        "regular-file": str(victim),
+        "array": array_uri[len("file://"):],
+        "directory": str(directory),
+        "fifo": str(fifo),
+        "shm-array": shm_path(shm_name()),
+        "passwd": "/etc/passwd",
+    }
+    sa.create(os.path.basename(targets["shm-array"]), 2)
+    if IS_ROOT:
+        dev = tmp_path / "victim-null"
+        os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        targets["device"] = str(dev)
+    return targets
+
+
+@pytest.mark.parametrize("backend", ["shm", "file"])
+@pytest.mark.parametrize("op", ["create", "from_array"])
+def test_create_never_writes_through_a_planted_symlink(
+        tmp_path, shm_name, backend, op):
+    targets = _plant_targets(tmp_path, shm_name)
+    before = {k: fingerprint(v) for k, v in targets.items()}
+    dir_listing = sorted(os.listdir(targets["directory"]))
+    for kind, target in targets.items():
+        if backend == "shm":
+            name = shm_name(suffix="-link")
+            link = shm_path(name)
+        else:
+            link = str(tmp_path / f"link-{kind}.npy")
+            name = "file://" + link
+        os.symlink(target, link)
+        with pytest.raises(FileExistsError) as info:
+            if op == "create":
+                sa.create(name, (1000,), "<f8")
+            else:
+                sa.from_array(name, np.full(1000, 7.0))
+        assert info.value.errno == errno.EEXIST
+        assert info.value.filename == name
+        assert os.readlink(link) == target, kind
+        os.unlink(link)
+    after = {k: fingerprint(v) for k, v in targets.items()}
+    assert after == before
+    assert sorted(os.listdir(targets["directory"])) == dir_listing
+    assert sa.attach("file://" + targets["array"]).tolist() == [1, 2, 3, 4]
+    sa.delete(os.path.basename(targets["shm-array"]))
+
+
+def test_symlink_out_of_dev_shm_is_not_followed(tmp_path, shm_name):
+    """A shm name that is a symlink to an array elsewhere: attach and info
+    refuse it (ELOOP), list skips it, delete refuses it."""
+    real = "file://" + str(tmp_path / "real.npy")
+    sa.create(real, 3, "<i2")[:] = 5
+    name = shm_name()
+    os.symlink(real[len("file://"):], shm_path(name))
+    for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
+                 lambda: sa.info(name)):
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.errno == errno.ELOOP
+        assert info.value.filename == name
+    assert name not in [e.name for e in sa.list()]
+    with pytest.raises(ValueError):
+        sa.delete(name)
+    assert os.path.islink(shm_path(name))
+    assert sa.attach(real).tolist() == [5, 5, 5]
+
+
+# ----------------------------------------------------------------------
+# delete removes only arrays
+
+GOOD_HEADER = header_text("<f8", (2,))
+
+
+def _lookalike(magic):
+    return build_npy(GOOD_HEADER, b"\0" * 16, raw_prefix=(
+        magic + bytes([1, 0]) + len(build_npy(GOOD_HEADER)[10:]).to_bytes(2, "little")))
+
+
+NON_ARRAYS = {
+    "magic-first-byte": lambda p: write_bytes(p, _lookalike(b"\x92NUMPY")),
+    "magic-lowercase": lambda p: write_bytes(p, _lookalike(b"\x93numpy")),
+    "magic-last-byte": lambda p: write_bytes(p, _lookalike(b"\x93NUMPZ")),
+    "magic-shifted": lambda p: write_bytes(p, b" " + _lookalike(b"\x93NUMPY")),
+    "magic-utf8": lambda p: write_bytes(p, _lookalike("\u201cNUMPY".encode()[:6])),
+    "npz-archive": lambda p: np.savez(open(p, "wb"), a=np.arange(3)),
+    "sharedarray3-lookalike": lambda p: write_bytes(
+        p, b"\0" * 300 + b"[SharedArray]\0\0\0" + b"\xff" * 40),
+    "socket": lambda p: socket.socket(socket.AF_UNIX).bind(p),
+    "symlink-to-directory": lambda p: os.symlink("/tmp", p),
+    "symlink-to-fifo": lambda p: (os.mkfifo(p + ".fifo"), os.symlink(p + ".fifo", p)),
+    "dangling-symlink": lambda p: os.symlink(p + ".nowhere", p),
+    "hardlinked-text": lambda p: (write_bytes(p + ".orig", b"text\n"), os.link(p + ".orig", p)),
+}
+if IS_ROOT:
+    NON_ARRAYS["char-device"] = lambda p: os.mknod(
+        p, stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    NON_ARRAYS["block-device"] = lambda p: os.mknod(
+        p, stat.S_IFBLK | 0o600, os.makedev(7, 0))
+
+
+@pytest.mark.parametrize("backend", ["shm", "file"])
+@pytest.mark.parametrize("kind", sorted(NON_ARRAYS))
+def test_delete_never_removes_a_non_array(tmp_path, shm_name, backend, kind):
+    if backend == "shm":
+        name = shm_name()
+        path = shm_path(name)
+    else:
+        path = str(tmp_path / "thing")
+        name = "file://" + path
+    NON_ARRAYS[kind](path)
+    before = fingerprint(path)
+    try:
+        # A device node on a nodev /dev/shm cannot even be opened.
+        with pytest.raises((ValueError, PermissionError)) as info:
+            sa.delete(name)
+        assert name in str(info.value) or getattr(info.value, "filename", None) == name
+        assert fingerprint(path) == before
+        for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
+                     lambda: sa.info(name)):
+            with pytest.raises((ValueError, OSError)):
+                call()
+        assert fingerprint(path) == before
+    finally:
+        for suffix in ("", ".fifo", ".orig"):
+            remove_path(path + suffix)
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null", "/dev/urandom",
+                                  "/proc/self/mem", "/proc/self/environ",
+                                  "/proc/self/maps", "/sys/kernel/mm/transparent_hugepage/enabled"])
+def test_special_files_are_never_mapped(path):
+    """Devices and pseudo-files (some of which claim to be regular files of
+    size 0) are refused cleanly by attach and info; delete is not tried on
+    them (as root, a wrong delete would remove system files)."""
+    if not os.path.exists(path):
+        pytest.skip(f"{path} does not exist here")
+    name = "file://" + path
+    for ro in (True, False):
+        with pytest.raises((ValueError, OSError)) as info:
+            sa.attach(name, ro=ro)
+        assert name in str(info.value) or info.value.filename == name
+    with pytest.raises((ValueError, OSError)):
+        sa.info(name)
+    assert os.path.exists(path)
+
+
+# ----------------------------------------------------------------------
+# Headers are never evaluated
+
+def _evil_headers(marker):
+    touch = f"__import__('os').system('touch {marker}')"
+    return {
+        "call-in-shape": "{'descr': '<f8', 'fortran_order': False, 'shape': (%s,), }" % touch,
+        "call-in-order": "{'descr': '<f8', 'fortran_order': %s, 'shape': (2,), }" % touch,
+        "bare-call-descr": "{'descr': %s, 'fortran_order': False, 'shape': (2,), }" % touch,
+        "code-in-descr-string": "{'descr': %r, 'fortran_order': False, 'shape': (2,), }" % touch,
+        "lambda-in-list": "{'descr': [lambda: %s], 'fortran_order': False, 'shape': (2,), }" % touch,
+        "lambda-field-type": "{'descr': [('a', lambda: %s)], 'fortran_order': False, 'shape': (2,), }" % touch,
+        "dunder-chain": "{'descr': [().__class__.__base__.__subclasses__()], 'fortran_order': False, 'shape': (2,), }",
+        "fstring": "{'descr': [f\"{%s}\"], 'fortran_order': False, 'shape': (2,), }" % touch,
+        "escaped-string-code": "{'descr': ['\\x5f_import__', %s], 'fortran_order': False, 'shape': (2,), }" % touch,
+        "comprehension": "{'descr': [x for x in [%s]], 'fortran_order': False, 'shape': (2,), }" % touch,
+        "walrus": "{'descr': [(y := %s)], 'fortran_order': False, 'shape': (2,), }" % touch,
+        "extra-key-with-code": "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), %s: 1}" % touch,
+        # Inputs that make the parser or literal_eval give up.
+        "deep-unary-minus": "{'descr': [%s1], 'fortran_order': False, 'shape': (2,), }" % ("-" * 50000),
+        "long-addition": "{'descr': [%s], 'fortran_order': False, 'shape': (2,), }" % "+".join(["1"] * 50000),
+        "huge-int-literal": "{'descr': [('a', '<f8', (%s,))], 'fortran_order': False, 'shape': (2,), }" % ("9" * 100000),
+        "deep-brackets": "{'descr': %s, 'fortran_order': False, 'shape': (2,), }" % ("[" * 64 + "]" * 64),
+        "deep-dicts": "{'descr': [%s], 'fortran_order': False, 'shape': (2,), }" % ("{1: " * 150 + "1" + "}" * 150),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(_evil_headers("M")))
+def test_header_is_never_evaluated(shm_name, tmp_path, kind):
+    """attach, info and list refuse (ValueError; list skips) hostile header
+    text, with no side effect and within a second."""
+    marker = tmp_path / f"pwned-{uuid.uuid4().hex[:8]}"
+    name = shm_name()
+    write_bytes(shm_path(name), build_npy(_evil_headers(marker)[kind],
+                                          b"\0" * 64, version=2))
+    t0 = time.monotonic()
+    for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
+                 lambda: sa.info(name)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert name in str(info.value)
+    listed = [e.name for e in sa.list()]  # must neither raise nor list it
+    assert name not in listed
+    assert time.monotonic() - t0 < 5 * SLOWDOWN
+    assert not marker.exists()
+    sa.delete(name)  # it has the .npy magic: a damaged array, removable
+
+
+class _Evil:
+    """Unpickling this runs a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickled_object_array_is_never_unpickled(shm_name, tmp_path):
+    marker = tmp_path / "pwned-by-pickle"
+    name = shm_name()
+    with open(shm_path(name), "wb") as f:
+        np.save(f, np.array([_Evil(marker), 1], dtype=object), allow_pickle=True)
+    for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
+                 lambda: sa.info(name)):
+        with pytest.raises((ValueError, TypeError)) as info:
+            call()
+        assert name in str(info.value)
+    assert name not in [e.name for e in sa.list()]
+    assert not marker.exists()
+    sa.delete(name)
+
+
+# ----------------------------------------------------------------------
+# Object dtypes
+
+OBJECT_SOURCES = {
+    "object-field": lambda: np.zeros(3, [("a", "<i4"), ("o", "O")]),
+    "nested-object-field": lambda: np.zeros(2, [("n", [("x", "<f4"), ("o", "O")])]),
+    "object-subarray-field": lambda: np.zeros(2, [("s", "O", (3,))]),
+    "list-of-objects": lambda: [object(), object()],
+    "ragged-lists": lambda: np.array([[1], [1, 2]], dtype=object),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OBJECT_SOURCES))
+def test_from_array_refuses_objects(shm_name, kind):
+    name = shm_name()
+    src = OBJECT_SOURCES[kind]()
+    with pytest.raises(TypeError) as info:
+        sa.from_array(name, src)
+    assert "object" in str(info.value).lower()
+    assert not os.path.lexists(shm_path(name))
+
+
+OBJECT_DESCRS = ["'|O'", "'O'", "'|O8'", "'<O'", "'object'",
+                 "[('a', [('b', '|O')])]", "[('a', '|O', (2,))]",
+                 "[('a', '<i8'), ('', '|O')]", "('|O', (2,))"]
+
+
+@pytest.mark.parametrize("descr", OBJECT_DESCRS)
+def test_object_descr_in_header_is_refused(shm_name, descr):
+    name = shm_name()
+    write_bytes(shm_path(name), build_npy(
+        "{'descr': %s, 'fortran_order': False, 'shape': (4,), }" % descr,
+        b"\0" * 256))
+    for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
+                 lambda: sa.info(name)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert name in str(info.value)
+    assert name not in [e.name for e in sa.list()]
+    sa.delete(name)
+
+
+# ----------------------------------------------------------------------
+# Other users (root)
+
+
+def _as_nobody(func):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 0
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            out = {"ok": func()}
+        except BaseException as exc:
+            out = {"error": repr(exc)}
+            status = 1
+        try:
+            os.write(w, json.dumps(out).encode())
+        finally:
+            os._exit(status)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    assert not os.WIFSIGNALED(status), os.WTERMSIG(status)
+    out = json.loads(data or b"{}")
+    assert "ok" in out, out
+    return out["ok"]
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to act as another uid")
+def test_default_mode_file_array_is_closed_to_other_users(tmp_path):
+    """A file:// array in a world-readable directory, default mode: another
+    uid can neither attach it (rw or ro) nor read its description."""
+    public = tmp_path / "public"
+    public.mkdir()
+    for d in (tmp_path, public):
+        d.chmod(0o755)
+    uri = "file://" + str(public / "private.npy")
+    sa.create(uri, 8, "<f8")[:] = 1.5
+
+    def child():
+        out = []
+        for call in (lambda: sa.attach(uri), lambda: sa.attach(uri, ro=True),
+                     lambda: sa.info(uri), lambda: sa.delete(uri)):
+            try:
+                call()
+                out.append("allowed")
+            except OSError as e:
+                out.append([type(e).__name__, e.errno, e.filename])
+        return out
+
+    got = _as_nobody(child)
+    assert got[:3] == [["PermissionError", errno.EACCES, uri]] * 3
+    # delete: the file cannot be read, and the directory is not theirs.
+    assert got[3][0] == "PermissionError" and got[3][2] == uri
+    assert sa.attach(uri).tolist() == [1.5] * 8

@@ -95,11 +95,11 @@ run_asan() {
         # detect_leaks=0: CPython does not free everything at exit.
         # log_path: reports from children (workers, subprocess tests) are
         # caught too, even when the child's failure is the expected outcome.
+        # ASan intercepts mlock/munlock and turns them into no-ops, so the
+        # two tests that look for "Locked:" in smaps cannot pass under it.
         LD_PRELOAD="$libasan $libubsan" \
         ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$logs/asan" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan" \
-        # ASan intercepts mlock/munlock and turns them into no-ops, so the
-        # two tests that look for "Locked:" in smaps cannot pass under it.
         "$venv/bin/python" -m pytest tests -q -p no:cacheprovider \
             --deselect tests/test_mapping.py::test_mlock_munlock \
             --deselect tests/test_mapping.py::test_mlock_read_only_mapping "$@"

@@ -206,18 +206,48 @@ sa_map(int fd, const struct stat *st, uint64_t len, int writable,
     return 0;
 }
 
+/* Writes len bytes at offset 0; 0 or the errno (a short write is retried,
+ * so the error is the real one: ENOSPC, EFBIG...). */
+static int
+pwrite_full(int fd, const unsigned char *buf, size_t len)
+{
+    size_t done = 0;
+    ssize_t r;
+
+    while (done < len) {
+        r = pwrite(fd, buf + done, len - done, (off_t)done);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return errno;
+        }
+        if (r == 0) {
+            return ENOSPC;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
 /* Gives the O_TMPFILE descriptor fd the name path, never replacing one. */
 static int
 link_tmpfile(int fd, const char *path)
 {
+    /* Set once AT_EMPTY_PATH was refused: later creates go straight to
+     * /proc (a benign race between threads costs one extra call). */
+    static volatile int no_empty_path = 0;
     char proc[64];
 
-    if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0) {
-        return 0;
-    }
-    /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc does not. */
-    if (errno != ENOENT && errno != EPERM) {
-        return errno;
+    if (!no_empty_path) {
+        if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0) {
+            return 0;
+        }
+        /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc does not. */
+        if (errno != ENOENT && errno != EPERM) {
+            return errno;
+        }
+        no_empty_path = 1;
     }
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
     if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0) {
@@ -246,7 +276,8 @@ sa_create_abort(sa_create_job *job)
 int
 sa_create_prepare(sa_create_job *job)
 {
-    int err = 0;
+    unsigned char *whole;
+    int err = 0, reserved = 0, header_via_map = 0;
 
     job->fd = -1;
     job->tmp_named = 0;
@@ -256,7 +287,10 @@ sa_create_prepare(sa_create_job *job)
         return EFBIG;
     }
 #ifdef O_TMPFILE
-    job->fd = open(job->name->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    /* The mode asked for (less the umask): unnamed, nobody else can open
+     * it meanwhile, and usually no fchmod is needed below. */
+    job->fd = open(job->name->dir, O_TMPFILE | O_RDWR | O_CLOEXEC,
+                   (mode_t)job->mode);
     if (job->fd < 0 && errno != EOPNOTSUPP && errno != EISDIR &&
         errno != EINVAL) {
         err = errno;
@@ -277,14 +311,30 @@ sa_create_prepare(sa_create_job *job)
         }
         job->tmp_named = 1;
     }
-    /* Exactly the mode asked for, whatever the umask. */
-    if (fchmod(job->fd, (mode_t)job->mode) < 0) {
-        err = errno;
-        goto error;
+    /* The header goes in with pwrite: no page fault on the mapping.  A
+     * small segment is written whole (header and zeros), which reserves
+     * its blocks as fallocate would, in one call.  hugetlbfs has no
+     * write(2) (EINVAL); there the header goes through the map. */
+    if (job->total <= SA_WRITE_WHOLE_MAX &&
+        (whole = calloc(1, (size_t)job->total)) != NULL) {
+        memcpy(whole, job->header, job->header_len);
+        err = pwrite_full(job->fd, whole, (size_t)job->total);
+        free(whole);
+        reserved = 1;
+    }
+    else {
+        err = pwrite_full(job->fd, job->header, job->header_len);
+    }
+    if (err == EINVAL) {
+        header_via_map = 1;
+        reserved = 0;
+        err = 0;
     }
     /* Reserve every block now: a full filesystem is ENOSPC here, not SIGBUS
      * on some later write. */
-    err = posix_fallocate(job->fd, 0, (off_t)job->total);
+    if (err == 0 && !reserved) {
+        err = posix_fallocate(job->fd, 0, (off_t)job->total);
+    }
     if (err != 0) {
         struct stat taken;
 
@@ -301,12 +351,22 @@ sa_create_prepare(sa_create_job *job)
         err = errno;
         goto error;
     }
+    /* Exactly the mode asked for, whatever the umask (paid only when the
+     * umask took bits away, or for mkostemp's 0600). */
+    if ((job->st.st_mode & 07777) != (mode_t)job->mode) {
+        if (fchmod(job->fd, (mode_t)job->mode) < 0) {
+            err = errno;
+            goto error;
+        }
+        job->st.st_mode = (job->st.st_mode & ~(mode_t)07777) | job->mode;
+    }
     err = sa_map(job->fd, &job->st, job->total, 1, &job->addr, &job->size);
     if (err != 0) {
         goto error;
     }
-    /* Through the mapping: works where write(2) does not (hugetlbfs). */
-    memcpy(job->addr, job->header, job->header_len);
+    if (header_via_map) {
+        memcpy(job->addr, job->header, job->header_len);
+    }
     return 0;
 error:
     sa_create_abort(job);

@@ -39,6 +39,10 @@ int sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
                   int nofollow);
 void sa_probe_close(sa_probe *p);
 
+/* Segments up to this size are created with one pwrite of the header and
+ * the zeros (that reserves their blocks); bigger ones with fallocate. */
+#define SA_WRITE_WHOLE_MAX (64 * 1024)
+
 /*
  * mmap(MAP_SHARED) of the first len bytes of fd (described by st), whole
  * huge pages on hugetlbfs, whose mappings can only be unmapped whole.

@@ -138,3 +138,54 @@ def test_hugetlbfs_out_of_huge_pages_is_a_clean_error():
             sa.create(name, (64 * MiB,), np.uint8)
         assert info.value.filename == name
         assert os.listdir(d) == []
+
+
+SHM_CHILD = r"""
+import sys
+import numpy as np
+import SharedArray as sa
+
+name = sys.argv[1]
+a = sa.create("shm://" + name, (16 << 20,), np.uint8)
+try:
+    a[::4096] = 1
+    addr, pmd = a.base.addr, 0
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and line.startswith(("ShmemPmdMapped:", "FilePmdMapped:")):
+                pmd += int(line.split()[1])
+    b = sa.attach(name, ro=True)
+    print(pmd, int(b.sum()))
+    del b
+finally:
+    del a
+    sa.delete(name)
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("huge", ["always", "within_size"])
+def test_shm_names_on_huge_pages_when_dev_shm_is_huge(shm_name, huge):
+    """The README's recipe for shm:// on huge pages: /dev/shm mounted with
+    huge=.  Tried in a private mount namespace, on a fresh tmpfs over
+    /dev/shm, so the machine's own /dev/shm is never touched."""
+    name = shm_name()
+    script = (f"mount -t tmpfs -o huge={huge},size=64M tmpfs /dev/shm && "
+              f'exec "$0" -c "$1" "$2"')
+    r = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--",
+         "sh", "-c", script, sys.executable, SHM_CHILD, name],
+        capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 and "mount" in r.stderr and "Traceback" not in r.stderr:
+        pytest.skip(f"cannot mount a huge tmpfs over /dev/shm: {r.stderr.strip()}")
+    assert r.returncode == 0, r.stderr
+    pmd_kb, total = map(int, r.stdout.split())
+    assert total == 16 * MiB // 4096
+    # within_size leaves the last, partial 2 MiB of the file in small pages.
+    assert pmd_kb >= 14 * 1024, f"only {pmd_kb} kB on huge pages"
+    assert not os.path.lexists(f"/dev/shm/{name}")

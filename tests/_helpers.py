@@ -9,6 +9,7 @@ an importable module.
 
 import ast
 import ctypes
+import json
 import os
 import struct
 import uuid
@@ -305,3 +306,40 @@ def worker_race_attacher(name, rounds, base_len, dtype, q, stop):
         q.put(("done", attempts))
     except BaseException as exc:
         q.put(("bad", repr(exc)))
+
+
+NOBODY = 65534  # the uid and gid tests drop to when run as root
+
+
+def in_child(func, uid=None):
+    """func() in a forked child (as uid and gid `uid` if given); returns its
+    JSON-able result, or fails with the child's exception or fatal signal."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        status = 0
+        try:
+            os.close(r)
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+            out = {"ok": func()}
+        except BaseException as exc:
+            out = {"error": repr(exc)}
+            status = 1
+        try:
+            os.write(w, json.dumps(out).encode())
+        finally:
+            os._exit(status)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 65536):
+        chunks.append(chunk)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    assert not os.WIFSIGNALED(status), (
+        f"child killed by signal {os.WTERMSIG(status)}")
+    out = json.loads(b"".join(chunks) or b"{}")
+    assert "ok" in out, f"child failed (status {status}): {out}"
+    return out["ok"]

@@ -38,11 +38,10 @@ import pytest
 
 import SharedArray as sa
 import SharedArray._format  # noqa: F401  (imported before forking)
-from _helpers import remove_path, shm_path
+from _helpers import NOBODY, in_child, remove_path, shm_path
 
 GiB = 1 << 30
 MiB = 1 << 20
-NOBODY = 65534
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mount, unshare)")
 
@@ -399,40 +398,6 @@ def test_owner_without_write_permission_gets_eacces(shm_name):
     assert got["fds_leaked"] == 0
     sa.delete(name)
 
-
-def in_child(func, uid=None):
-    """func() in a forked child, as uid if given; returns its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        status = 0
-        try:
-            os.close(r)
-            if uid is not None:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-            out = {"ok": func()}
-        except BaseException as exc:
-            out = {"error": repr(exc)}
-            status = 1
-        try:
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(status)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    assert not os.WIFSIGNALED(status), f"child killed by signal {os.WTERMSIG(status)}"
-    out = json.loads(data or b"{}")
-    assert "ok" in out, f"child failed: {out}"
-    return out["ok"]
 
 
 # ----------------------------------------------------------------------

@@ -7,7 +7,6 @@ by the other, never an inspection of the pickle.
 
 import errno
 import multiprocessing as mp
-import os
 import pickle
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.reduction import ForkingPickler

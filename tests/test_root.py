@@ -1,7 +1,6 @@
 """Tests that need root: a tiny tmpfs, and a second, unprivileged uid."""
 
 import errno
-import json
 import os
 import pathlib
 import shutil
@@ -13,9 +12,8 @@ import numpy as np
 import pytest
 
 import SharedArray as sa
-from _helpers import shm_path
+from _helpers import NOBODY, in_child, shm_path
 
-NOBODY = 65534
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root (mount, setuid)"
@@ -139,43 +137,6 @@ def test_reserved_array_survives_filling_the_filesystem(tiny_tmpfs):
         del a
     os.unlink(tiny_tmpfs / "filler")
     sa.delete(uri)
-
-
-def in_child(func, uid=None):
-    """Run func() in a forked child (as uid/gid `uid` if given); returns its
-    JSON-able result, or fails with the child's error or fatal signal."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        status = 0
-        try:
-            os.close(r)
-            if uid is not None:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-            out = {"ok": func()}
-        except BaseException as exc:
-            out = {"error": repr(exc)}
-            status = 1
-        try:
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(status)
-    os.close(w)
-    chunks = []
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        pytest.fail(f"child killed by signal {os.WTERMSIG(status)}")
-    out = json.loads(b"".join(chunks) or b"{}")
-    assert "ok" in out, f"child failed (status {status}): {out}"
-    return out["ok"]
 
 
 def as_nobody(func):

@@ -21,7 +21,6 @@ default mode); those cases are not repeated here.
 """
 
 import errno
-import json
 import os
 import socket
 import stat
@@ -33,9 +32,8 @@ import pytest
 
 import SharedArray as sa
 import SharedArray._format  # noqa: F401  (imported before forking)
-from _helpers import build_npy, header_text, remove_path, shm_path, write_bytes
+from _helpers import NOBODY, build_npy, in_child, header_text, remove_path, shm_path, write_bytes
 
-NOBODY = 65534
 IS_ROOT = os.geteuid() == 0
 
 
@@ -372,33 +370,7 @@ def test_object_descr_in_header_is_refused(shm_name, descr):
 
 
 def _as_nobody(func):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        status = 0
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            out = {"ok": func()}
-        except BaseException as exc:
-            out = {"error": repr(exc)}
-            status = 1
-        try:
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(status)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    assert not os.WIFSIGNALED(status), os.WTERMSIG(status)
-    out = json.loads(data or b"{}")
-    assert "ok" in out, out
-    return out["ok"]
+    return in_child(func, uid=NOBODY)
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="needs root to act as another uid")

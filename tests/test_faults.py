@@ -355,7 +355,11 @@ def test_out_of_mappings_is_a_clean_enomem(shm_prefix):
     assert got["first"] == ["OSError", errno.ENOMEM, many]
     assert got["held"] > _max_map_count() * 0.9
     assert got["again"] == ["OSError", errno.ENOMEM, many]
-    assert got["create"] == ["OSError", errno.ENOMEM, new]
+    # At the limit even brk cannot grow the heap, so whether the mmap or a
+    # small malloc before it fails first depends on the heap's state: either
+    # is a clean out-of-memory error (never e.g. a ValueError).
+    assert (got["create"] == ["OSError", errno.ENOMEM, new]
+            or got["create"][0] == "MemoryError"), got["create"]
     assert got["new_exists"] is False
     assert got["fds_leaked"] == 0
     assert got["recovered"] == [512, 20]

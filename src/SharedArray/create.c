@@ -177,11 +177,16 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
         goto done;
     }
     page = sysconf(_SC_PAGESIZE);
-    if (sa_header_build(PyBytes_AS_STRING(literal),
-                        (size_t)PyBytes_GET_SIZE(literal), utf8, fortran,
-                        shape->ndim, shape->dims,
-                        page > 0 ? (size_t)page : 4096, &header,
-                        &header_len) < 0) {
+    err = sa_header_build(PyBytes_AS_STRING(literal),
+                          (size_t)PyBytes_GET_SIZE(literal), utf8, fortran,
+                          shape->ndim, shape->dims,
+                          page > 0 ? (size_t)page : 4096, &header,
+                          &header_len);
+    if (err == -2) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (err < 0) {
         PyErr_SetString(PyExc_ValueError,
                         "dtype description is too long for a .npy header");
         goto done;

@@ -487,6 +487,7 @@ sa_header_build(const char *descr_literal, size_t descr_len, int utf8,
           sizeof(k_end) + 8 + (size_t)ndim * 24;
     text = malloc(cap);
     if (text == NULL) {
+        rc = -2;
         goto done;
     }
     memcpy(text + n, k_descr, sizeof(k_descr) - 1);
@@ -530,6 +531,7 @@ sa_header_build(const char *descr_literal, size_t descr_len, int utf8,
     }
     buf = malloc(total);
     if (buf == NULL) {
+        rc = -2;
         goto done;
     }
     memcpy(buf, npy_magic, sizeof(npy_magic));

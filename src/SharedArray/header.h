@@ -74,7 +74,8 @@ int sa_descr_parse_simple(const char *s, size_t n, sa_simple_descr *out);
  * descr (with its quotes or brackets), utf8 says it holds non-ASCII bytes.
  * The data offset is rounded up to a multiple of align (a power of two).
  * On success returns 0 and a malloc'd buffer of *out_len bytes (== the data
- * offset) that the caller frees; returns -1 on overflow or out of memory.
+ * offset) that the caller frees; returns -1 when the header would be too
+ * long or an argument is invalid, -2 when out of memory.
  */
 int sa_header_build(const char *descr_literal, size_t descr_len, int utf8,
                     int fortran_order, int ndim, const int64_t *dims,

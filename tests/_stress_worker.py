@@ -53,14 +53,36 @@ def tag(t):
     return (t << 32) | ((t * 2654435761 + 0x7F4A7C15) & M32)
 
 
-def bad_tags(raw):
-    """raw: uint64 array; indices of elements that are neither 0 nor a tag."""
-    raw = np.array(raw)  # one snapshot: writers may be storing meanwhile
-    hi = raw >> np.uint64(32)
-    lo = raw & np.uint64(M32)
+def _not_tags(snap):
+    hi = snap >> np.uint64(32)
+    lo = snap & np.uint64(M32)
     with np.errstate(over="ignore"):
         want = (hi * np.uint64(2654435761) + np.uint64(0x7F4A7C15)) & np.uint64(M32)
-    return np.flatnonzero((raw != 0) & (lo != want)), raw
+    return np.flatnonzero((snap != 0) & (lo != want))
+
+
+# Suspects in a snapshot that were fine when read again on their own.
+TORN_SNAPSHOT_READS = 0
+
+
+def bad_tags(raw):
+    """raw: uint64 array; indices of elements that are neither 0 nor a tag.
+
+    The snapshot is a bulk copy (memcpy, maybe `rep movsb`), which is not
+    atomic per 8-byte element: copying while a writer stores can read half
+    of the old and half of the new value.  Each suspect is therefore read
+    again on its own (one 8-byte load, atomic like the writer's store); only
+    what is still wrong then is torn data in the array itself."""
+    snap = np.array(raw)  # one snapshot: writers may be storing meanwhile
+    bad = _not_tags(snap)
+    if bad.size:
+        again = np.array([raw[i] for i in bad], dtype=np.uint64)
+        still = _not_tags(again)
+        global TORN_SNAPSHOT_READS
+        TORN_SNAPSHOT_READS += bad.size - still.size
+        bad = bad[still]
+        snap[bad] = again[still]
+    return bad, snap
 
 
 def check_tags(raw, what):
@@ -294,6 +316,7 @@ class Worker:
             "failures": self.failures,
             "verified_bytes": self.verified_bytes,
             "kinds_seen": {str(k): v for k, v in self.kinds_seen.items()},
+            "torn_snapshot_reads": TORN_SNAPSHOT_READS,
         }
 
 

@@ -20,7 +20,9 @@
  * process (fork) and pmd_kb is the smallest ShmemPmdMapped of those
  * processes (non-zero when the mapping used huge pages).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>

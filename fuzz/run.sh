@@ -12,7 +12,7 @@ mkdir -p "$out"
 cc="${CLANG:-clang}"
 
 "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -D_GNU_SOURCE -I"$src" "$here/fuzz_header.c" "$src/header.c" "$src/legacy.c" "$src/names.c" \
+    -I"$src" "$here/fuzz_header.c" "$src/header.c" "$src/legacy.c" "$src/names.c" \
     -o "$out/fuzz_header"
 mkdir -p "$out/corpus"
 if [ $# -eq 0 ]; then

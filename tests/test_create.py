@@ -303,18 +303,6 @@ def test_failed_create_leaves_nothing(file_name, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_delete_then_recreate_gives_a_fresh_array(shm_name):
-    name = shm_name()
-    old = sa.create(name, 3, "i4")
-    old[:] = 5
-    sa.delete(name)
-    new = sa.create(name, 4, "i4")
-    assert new.tolist() == [0, 0, 0, 0]
-    new[:] = 9
-    assert old.tolist() == [5, 5, 5]
-    sa.delete(name)
-
-
 def test_created_data_is_page_aligned(shm_name):
     name = shm_name()
     a = sa.create(name, 3, "f8")

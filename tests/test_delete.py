@@ -161,13 +161,14 @@ def test_delete_crafted_header(file_name):
     assert not os.path.exists(f.path)
 
 
-def test_recreated_name_is_independent(shm_name):
+def test_recreated_name_is_fresh_and_independent(shm_name):
     name = shm_name()
-    old = sa.create(name, 2, "i4")
-    old[:] = 1
+    old = sa.create(name, 3, "i4")
+    old[:] = 5
     sa.delete(name)
-    new = sa.create(name, 2, "i4")
-    new[:] = 2
-    assert old.tolist() == [1, 1]
-    assert sa.attach(name).tolist() == [2, 2]
+    new = sa.create(name, 4, "i4")
+    assert new.tolist() == [0, 0, 0, 0]
+    new[:] = 9
+    assert old.tolist() == [5, 5, 5]
+    assert sa.attach(name).tolist() == [9, 9, 9, 9]
     sa.delete(name)

@@ -228,20 +228,17 @@ def test_bad_order(shm_name, order):
     assert not os.path.lexists(shm_path(name))
 
 
-@pytest.mark.parametrize("mode", [-1, 0o1000, 0o4755, 0o2700, 0o1777, 2**31, 2**64, -(2**70)],
-                         ids=oct)
-def test_mode_out_of_range(shm_name, mode):
+@pytest.mark.parametrize(
+    "mode, exc",
+    # out of range: ValueError
+    [(m, ValueError) for m in (-1, 0o1000, 0o4755, 0o2700, 0o1777, 2**31, 2**64, -(2**70))]
+    # not an int: TypeError
+    + [(m, TypeError) for m in (True, 1.5, "0o600", None, 0o600 + 0j, [0o600])],
+    ids=repr,
+)
+def test_bad_mode(shm_name, mode, exc):
     name = shm_name()
-    with pytest.raises(ValueError) as info:
-        sa.create(name, 1, mode=mode)
-    assert "mode" in str(info.value)
-    assert not os.path.lexists(shm_path(name))
-
-
-@pytest.mark.parametrize("mode", [True, 1.5, "0o600", None, 0o600 + 0j, [0o600]], ids=repr)
-def test_mode_not_int(shm_name, mode):
-    name = shm_name()
-    with pytest.raises(TypeError) as info:
+    with pytest.raises(exc) as info:
         sa.create(name, 1, mode=mode)
     assert "mode" in str(info.value)
     assert not os.path.lexists(shm_path(name))

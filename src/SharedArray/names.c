@@ -1,3 +1,7 @@
+/* memmem */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "names.h"
 
 #include <string.h>

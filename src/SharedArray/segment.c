@@ -1,3 +1,7 @@
+/* mkostemp, O_TMPFILE, AT_EMPTY_PATH */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "segment.h"
 
 #include <errno.h>
@@ -277,7 +281,8 @@ int
 sa_create_prepare(sa_create_job *job)
 {
     unsigned char *whole;
-    int err = 0, reserved = 0, header_via_map = 0;
+    size_t written;  /* bytes of the file written by pwrite: 0, header, all */
+    int err = 0;
 
     job->fd = -1;
     job->tmp_named = 0;
@@ -318,21 +323,21 @@ sa_create_prepare(sa_create_job *job)
     if (job->total <= SA_WRITE_WHOLE_MAX &&
         (whole = calloc(1, (size_t)job->total)) != NULL) {
         memcpy(whole, job->header, job->header_len);
-        err = pwrite_full(job->fd, whole, (size_t)job->total);
+        written = (size_t)job->total;
+        err = pwrite_full(job->fd, whole, written);
         free(whole);
-        reserved = 1;
     }
     else {
-        err = pwrite_full(job->fd, job->header, job->header_len);
+        written = job->header_len;
+        err = pwrite_full(job->fd, job->header, written);
     }
     if (err == EINVAL) {
-        header_via_map = 1;
-        reserved = 0;
+        written = 0;
         err = 0;
     }
     /* Reserve every block now: a full filesystem is ENOSPC here, not SIGBUS
      * on some later write. */
-    if (err == 0 && !reserved) {
+    if (err == 0 && written < job->total) {
         err = posix_fallocate(job->fd, 0, (off_t)job->total);
     }
     if (err != 0) {
@@ -364,7 +369,7 @@ sa_create_prepare(sa_create_job *job)
     if (err != 0) {
         goto error;
     }
-    if (header_via_map) {
+    if (written == 0) {
         memcpy(job->addr, job->header, job->header_len);
     }
     return 0;

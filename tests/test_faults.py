@@ -301,13 +301,15 @@ def _max_map_count():
                     reason="vm.max_map_count unknown or too high to exhaust "
                            "quickly (not lowered: it is system-wide)")
 def test_out_of_mappings_is_a_clean_enomem(shm_prefix):
-    """Attach one array until the process reaches vm.max_map_count (each
-    attach is one mapping): OSError(ENOMEM) naming the array, no descriptor
+    """Attach one array, the mapping cache disabled, until the process
+    reaches vm.max_map_count (each attach is then one mapping): OSError(ENOMEM) naming the array, no descriptor
     leaked, a create in that state leaves nothing, and after releasing some
     arrays everything works again.  The system-wide sysctl is not touched."""
     got = run_child(
         """
         name, new = sys.argv[1], sys.argv[2]
+        # Without the cache every attach is a mapping of its own.
+        sa.cache_limits(max_entries=0)
         a = sa.create(name, 512, "u1")
         a[:] = 1
         fds = nfds()

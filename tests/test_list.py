@@ -36,7 +36,7 @@ def test_list_entry_fields(shm_name):
     found = entries_by_name()
     for name, (shape, dtype) in specs.items():
         e = found[name]
-        assert type(e.name) is str and e.name == name
+        assert isinstance(e.name, str) and e.name == name
         assert isinstance(e.dtype, np.dtype) and e.dtype == dtype
         assert type(e.dims) is tuple and e.dims == shape
         assert type(e.nbytes) is int

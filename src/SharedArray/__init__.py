@@ -10,23 +10,45 @@ page-aligned data, so ``np.load(path, mmap_mode='r')`` reads it too.
 >>> sa.delete("shm://example")                            # doctest: +SKIP
 """
 
+from typing import NamedTuple
+
 from ._core import (
     MS_ASYNC,
     MS_INVALIDATE,
     MS_SYNC,
     ArrayDesc,
+    ArrayName,
     Mapping,
     attach,
+    cache_clear,
+    cache_limits,
     create,
     delete,
     from_array,
     info,
     list,
 )
+from ._core import cache_info as _cache_info
 
 from . import _reduce
 
 _reduce.register()
+
+
+class CacheInfo(NamedTuple):
+    """Counters and budget of this process's mapping cache."""
+
+    hits: int         # attaches served from the cache
+    misses: int       # attaches that mapped the file
+    entries: int      # mappings the cache keeps alive
+    nbytes: int       # their mapped size
+    max_entries: int  # the budget (cache_limits)
+    max_bytes: int
+
+
+def cache_info() -> CacheInfo:
+    """Counters and budget of this process's mapping cache."""
+    return CacheInfo(*_cache_info())
 
 __version__ = "4.0.0.dev0"
 
@@ -37,7 +59,12 @@ __all__ = [
     "delete",
     "list",
     "info",
+    "cache_info",
+    "cache_clear",
+    "cache_limits",
+    "CacheInfo",
     "ArrayDesc",
+    "ArrayName",
     "Mapping",
     "MS_ASYNC",
     "MS_SYNC",

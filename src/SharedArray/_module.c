@@ -63,6 +63,22 @@ static PyMethodDef module_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, list_doc},
     {"info", (PyCFunction)(void (*)(void))sa_info,
      METH_FASTCALL | METH_KEYWORDS, info_doc},
+    {"cache_info", sa_cache_info, METH_NOARGS,
+     PyDoc_STR("cache_info()\n--\n\n"
+               "(hits, misses, entries, nbytes, max_entries, max_bytes) of "
+               "this process's mapping cache.")},
+    {"cache_clear", sa_cache_clear, METH_NOARGS,
+     PyDoc_STR("cache_clear()\n--\n\n"
+               "Drop every mapping the cache holds; arrays in use stay "
+               "valid.")},
+    {"cache_limits", (PyCFunction)(void (*)(void))sa_cache_limits,
+     METH_VARARGS | METH_KEYWORDS,
+     PyDoc_STR("cache_limits(max_entries=None, max_bytes=None)\n--\n\n"
+               "Set the limits given; return (max_entries, max_bytes) in "
+               "force.")},
+    {"_identity_of", sa_identity_of, METH_O,
+     PyDoc_STR("_identity_of(name)\n--\n\nThe identity of the file now "
+               "under name, comparable with Mapping._identity.")},
     {"_resolve", sa_resolve, METH_O,
      PyDoc_STR("_resolve(name)\n--\n\nThe file path that name stands for.")},
     {NULL, NULL, 0, NULL},
@@ -86,10 +102,20 @@ module_exec(PyObject *m)
     if (st->entry_type == NULL || PyModule_AddType(m, st->entry_type) < 0) {
         return -1;
     }
-    st->descr_cache = PyDict_New();
-    if (st->descr_cache == NULL) {
+    st->name_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        m, &sa_name_spec, (PyObject *)&PyUnicode_Type);
+    if (st->name_type == NULL || PyModule_AddType(m, st->name_type) < 0) {
         return -1;
     }
+    st->descr_cache = PyDict_New();
+    st->cache_strong = PyDict_New();
+    st->cache_weak = PyDict_New();
+    if (st->descr_cache == NULL || st->cache_strong == NULL ||
+        st->cache_weak == NULL) {
+        return -1;
+    }
+    st->cache_max_entries = SA_CACHE_MAX_ENTRIES;
+    st->cache_max_bytes = SA_CACHE_MAX_BYTES;
     if (PyModule_AddIntConstant(m, "MS_ASYNC", MS_ASYNC) < 0 ||
         PyModule_AddIntConstant(m, "MS_SYNC", MS_SYNC) < 0 ||
         PyModule_AddIntConstant(m, "MS_INVALIDATE", MS_INVALIDATE) < 0) {
@@ -104,7 +130,10 @@ module_traverse(PyObject *m, visitproc visit, void *arg)
     sa_state *st = sa_get_state(m);
     Py_VISIT(st->mapping_type);
     Py_VISIT(st->entry_type);
+    Py_VISIT(st->name_type);
     Py_VISIT(st->descr_cache);
+    Py_VISIT(st->cache_strong);
+    Py_VISIT(st->cache_weak);
     return 0;
 }
 
@@ -114,7 +143,10 @@ module_clear(PyObject *m)
     sa_state *st = sa_get_state(m);
     Py_CLEAR(st->mapping_type);
     Py_CLEAR(st->entry_type);
+    Py_CLEAR(st->name_type);
     Py_CLEAR(st->descr_cache);
+    Py_CLEAR(st->cache_strong);
+    Py_CLEAR(st->cache_weak);
     return 0;
 }
 

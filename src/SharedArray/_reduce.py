@@ -3,9 +3,12 @@
 An ndarray whose memory lies in a SharedArray mapping (the array itself, or
 any slice, view, transpose or read-only attachment of it) is pickled by
 multiprocessing as (name, identity, offset, shape, strides, dtype) and
-re-attached by the receiver: no copy of the data.  Every other ndarray, and
-one whose name no longer refers to the same file (deleted or replaced), is
-sent by value as usual.  Only multiprocessing's pickler is affected; plain
+re-attached by the receiver: no copy of the data.  The identity is the
+file's device, inode and birth time (inode numbers are reused at once on
+ext4), so a receiver never maps a different array: if the name no longer
+refers to the same file when the array is sent, it is sent by value as any
+other ndarray; if it changes while in transit, the receiver raises
+OSError(ESTALE).  Only multiprocessing's pickler is affected; plain
 ``pickle.dumps`` always copies, so its output stays portable.
 """
 
@@ -30,23 +33,24 @@ def _by_reference(arr):
     mapping = _owner(arr)
     if mapping is None or arr.size == 0:
         return None
-    path = _core._resolve(mapping.name)
     try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if (st.st_dev, st.st_ino) != mapping._identity:
+        # Device, inode and birth time: an inode number alone is reused.
+        if _core._identity_of(mapping.name) != mapping._identity:
+            return None
+    except (OSError, ValueError):
         return None
     name = mapping.name
     if name.startswith("file://"):
         # The receiver may run in another directory.
-        name = "file://" + os.path.abspath(path)
+        name = "file://" + os.path.abspath(_core._resolve(name))
     offset = arr.__array_interface__["data"][0] - mapping.addr
     return (name, mapping._identity, offset, arr.shape, arr.strides,
             arr.dtype, not arr.flags.writeable)
 
 
 def _rebuild(name, identity, offset, shape, strides, dtype, readonly):
+    # Through the mapping cache: the views of one segment in a message
+    # share one mapping.
     mapping = _core.attach(name, ro=readonly).base
     if mapping._identity != tuple(identity):
         raise OSError(

@@ -58,7 +58,9 @@ int
 sa_name_from_object(PyObject *obj, sa_name *out)
 {
     const char *s, *why;
+    PyObject *bytes = NULL;
     Py_ssize_t len;
+    int rc;
 
     if (!PyUnicode_Check(obj)) {
         PyErr_Format(PyExc_TypeError,
@@ -69,9 +71,30 @@ sa_name_from_object(PyObject *obj, sa_name *out)
     }
     s = PyUnicode_AsUTF8AndSize(obj, &len);
     if (s == NULL) {
-        return -1;
+        /* Not UTF-8: a name list() read from a file name that is not (lone
+         * surrogates, os.fsdecode's escapes).  Its bytes, as os.fsencode
+         * gives them back, are the name. */
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        bytes = PyUnicode_EncodeFSDefault(obj);
+        if (bytes == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError,
+                             "invalid array name %R: it has characters no "
+                             "file name can hold (lone surrogates)",
+                             obj);
+            }
+            return -1;
+        }
+        s = PyBytes_AS_STRING(bytes);
+        len = PyBytes_GET_SIZE(bytes);
     }
-    if (sa_name_parse(s, (size_t)len, out, &why) < 0) {
+    rc = sa_name_parse(s, (size_t)len, out, &why);
+    Py_XDECREF(bytes);
+    if (rc < 0) {
         PyErr_Format(PyExc_ValueError, "invalid array name %R: %s", obj, why);
         return -1;
     }

@@ -1,53 +1,85 @@
 /*
  * attach(name, ro=False)
  *
- * The hot path: one open, fstat and pread (no page of the mapping is
- * touched to read the header), validation, one mmap.  The header is checked
- * against the file size before anything is mapped.
+ * The hot path.  A name this process has mapped already, whose file is
+ * unchanged, is served from the mapping cache for one statx.  Otherwise:
+ * one open, statx and pread (no page of the mapping is touched to read the
+ * header), validation against the file's size, space reserved behind holes
+ * when mapping writable, one mmap of the header and the data only.
  */
 #include "sharedarray.h"
 
 #include <fcntl.h>
 
+/* Maps and wraps an opened, validated segment; NULL with an exception. */
+static PyObject *
+map_segment(sa_state *st, PyObject *nameobj, const sa_name *name,
+            sa_probe *p, const sa_layout *lay, int ro)
+{
+    uint64_t end = lay->data_offset + lay->nbytes;
+    void *addr = NULL;
+    size_t maplen = 0;
+    int err = 0;
+
+    /* An empty 3.x array has no data to map: map its first byte. */
+    if (end == 0) {
+        end = 1;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (!ro) {
+        /* /dev/shm is a tmpfs, whose block count is data only. */
+        err = sa_reserve(p->fd, &p->st, end, name->backend == SA_BACKEND_SHM);
+    }
+    if (err == 0) {
+        err = sa_map(p->fd, &p->st, end, !ro, &addr, &maplen);
+    }
+    Py_END_ALLOW_THREADS
+    if (err != 0) {
+        return sa_raise_errno(err, nameobj);
+    }
+    return sa_mapping_new(st, addr, maplen, lay, nameobj, &p->st, &p->id,
+                          !ro);
+}
+
 static PyObject *
 attach_impl(sa_state *st, PyObject *nameobj, const sa_name *name, int ro)
 {
-    sa_probe p;
-    PyArray_Descr *d = NULL;
-    PyObject *mapping, *result = NULL;
-    uint64_t nbytes;
-    void *addr = NULL;
-    size_t maplen = 0;
+    sa_probe p = {.fd = -1};
+    sa_layout lay = {.descr = NULL};
+    PyObject *key, *mapping = NULL, *result = NULL;
     int err;
 
+    key = sa_cache_key(name, !ro);
+    if (key == NULL) {
+        return NULL;
+    }
+    mapping = sa_cache_lookup(st, key, name);
+    if (mapping != NULL || PyErr_Occurred()) {
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS
     err = sa_probe_open(&p, AT_FDCWD, name->path, !ro,
                         name->backend == SA_BACKEND_SHM);
     Py_END_ALLOW_THREADS
     if (err != 0) {
-        return sa_raise_errno(err, nameobj);
-    }
-    d = sa_probe_resolve(st, &p, nameobj, &nbytes);
-    if (d == NULL) {
-        goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    err = sa_map(p.fd, &p.st, (uint64_t)p.st.st_size, !ro, &addr, &maplen);
-    Py_END_ALLOW_THREADS
-    if (err != 0) {
         sa_raise_errno(err, nameobj);
         goto done;
     }
-    mapping = sa_mapping_new(st, addr, maplen, p.hdr.data_offset, nbytes,
-                             nameobj, &p.st, !ro);
+    if (sa_probe_resolve(st, &p, nameobj, &lay) < 0) {
+        goto done;
+    }
+    mapping = map_segment(st, nameobj, name, &p, &lay, ro);
     if (mapping == NULL) {
         goto done;
     }
-    result = sa_array_new(mapping, d, p.hdr.ndim, p.hdr.dims,
-                          p.hdr.fortran_order, !ro);
-    d = NULL;
+    sa_cache_put(st, key, mapping);
 done:
-    Py_XDECREF(d);
+    if (mapping != NULL) {
+        result = sa_array_new(mapping);
+        Py_DECREF(mapping);
+    }
+    Py_XDECREF(lay.descr);
+    Py_DECREF(key);
     sa_probe_close(&p);
     return result;
 }

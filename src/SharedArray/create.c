@@ -9,6 +9,7 @@
 #include "sharedarray.h"
 
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 typedef struct {
@@ -121,7 +122,12 @@ done:
     return rc;
 }
 
-/* prepare, retried while a signal interrupts the reservation of space. */
+/*
+ * prepare, retried while a signal interrupts the reservation of space, and
+ * while another process creates the same name (then, once it is done, the
+ * name exists and prepare says EEXIST).  Waits in slices so that Ctrl-C
+ * still works.
+ */
 static int
 prepare(sa_create_job *job)
 {
@@ -129,14 +135,21 @@ prepare(sa_create_job *job)
 
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
-        err = sa_create_prepare(job);
+        if (job->claim.wait_fd >= 0) {
+            sa_claim_wait(&job->claim, 100);
+            err = EINTR;
+        }
+        else {
+            err = sa_create_prepare(job);
+        }
         Py_END_ALLOW_THREADS
-        if (err != EINTR) {
+        if (err != EINTR && err != EBUSY) {
             return err;
         }
         /* Nothing is left behind; go on unless a handler raised (e.g.
          * KeyboardInterrupt). */
         if (PyErr_CheckSignals() < 0) {
+            sa_create_abort(job);
             return -1;
         }
     }
@@ -153,10 +166,16 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
 {
     PyArray_Descr *d = NULL;
     PyObject *literal = NULL, *mapping, *arr = NULL, *result = NULL;
+    sa_layout lay;
     unsigned char *header = NULL;
     size_t header_len = 0;
     uint64_t nbytes;
-    sa_create_job job = {.name = name, .mode = mode, .fd = -1};
+    sa_create_job job = {
+        .name = name,
+        .mode = mode,
+        .fd = -1,
+        .claim = {.fd = -1, .wait_fd = -1},
+    };
     long page;
     int utf8 = 0, err;
 
@@ -208,15 +227,21 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
         }
         goto done;
     }
+    lay.descr = d;
+    lay.ndim = shape->ndim;
+    memcpy(lay.dims, shape->dims, sizeof(int64_t) * (size_t)shape->ndim);
+    lay.fortran = fortran;
+    lay.data_offset = header_len;
+    lay.nbytes = nbytes;
     /* The owner takes the map now (and unmaps it if this fails). */
-    mapping = sa_mapping_new(st, job.addr, job.size, header_len, nbytes,
-                             nameobj, &job.st, 1);
+    mapping = sa_mapping_new(st, job.addr, job.size, &lay, nameobj, &job.st,
+                             &job.id, 1);
     job.addr = NULL;
     if (mapping == NULL) {
         goto done;
     }
-    arr = sa_array_new(mapping, d, shape->ndim, shape->dims, fortran, 1);
-    d = NULL;
+    arr = sa_array_new(mapping);
+    Py_DECREF(mapping);
     if (arr == NULL) {
         goto done;
     }

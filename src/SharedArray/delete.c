@@ -11,7 +11,7 @@
 #include <fcntl.h>
 
 static PyObject *
-delete_impl(PyObject *nameobj, const sa_name *name)
+delete_impl(sa_state *st, PyObject *nameobj, const sa_name *name)
 {
     sa_probe p;
     PyObject *result = NULL;
@@ -49,6 +49,8 @@ delete_impl(PyObject *nameobj, const sa_name *name)
         sa_raise_errno(err, nameobj);
         goto done;
     }
+    /* Memory of a deleted segment is not kept mapped by our cache. */
+    sa_cache_forget(st, name);
     result = Py_None;
     Py_INCREF(result);
 done:
@@ -57,7 +59,7 @@ done:
 }
 
 PyObject *
-sa_delete(PyObject *Py_UNUSED(module), PyObject *const *args,
+sa_delete(PyObject *module, PyObject *const *args,
           Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"name"};
@@ -68,5 +70,5 @@ sa_delete(PyObject *Py_UNUSED(module), PyObject *const *args,
         sa_name_from_object(a[0], &name) < 0) {
         return NULL;
     }
-    return delete_impl(a[0], &name);
+    return delete_impl(sa_get_state(module), a[0], &name);
 }

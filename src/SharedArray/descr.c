@@ -7,9 +7,12 @@
 #include "sharedarray.h"
 
 #include <string.h>
+#include <unistd.h>
 
 /* The cache only ever holds descrs seen in headers; keep it bounded. */
 #define SA_DESCR_CACHE_MAX 512
+/* numpy.lib.format's default max_header_size. */
+#define SA_FOREIGN_DESCR_MAX 10000
 
 /*
  * A dtype given as an argument is refused with exc; one read from a segment
@@ -159,13 +162,45 @@ done:
     return d;
 }
 
-/* Anything else: NumPy's own .npy code, through SharedArray._format. */
+/*
+ * Anything else: NumPy's own .npy code, through SharedArray._format.  Its
+ * cost grows with the descr (a structured dtype with thousands of fields
+ * takes seconds), so results are cached by text, and a file owned by
+ * another user, who could plant it to stall everyone's list(), may not
+ * have a descr longer than NumPy's own max_header_size.
+ */
 static PyArray_Descr *
-descr_literal_eval(const sa_header *h, PyObject *name)
+descr_literal_eval(sa_state *st, const sa_probe *p, PyObject *name)
 {
-    PyObject *text = NULL, *mod = NULL, *res = NULL;
+    const sa_header *h = &p->hdr;
+    PyObject *key = NULL, *text = NULL, *mod = NULL, *res = NULL;
     PyArray_Descr *d = NULL;
+    char tag = h->major == 3 ? 'u' : 'l';
 
+    if (h->literal_len > SA_FOREIGN_DESCR_MAX && p->st.st_uid != geteuid()) {
+        PyErr_Format(PyExc_ValueError,
+                     "%R is not a valid array: its header's descr is %zu "
+                     "bytes long, and a file owned by another user may have "
+                     "at most %d (NumPy's max_header_size)",
+                     name, h->literal_len, SA_FOREIGN_DESCR_MAX);
+        return NULL;
+    }
+    /* Keyed by encoding and text: bytes never equal the str keys of
+     * plain descrs. */
+    key = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)h->literal_len + 1);
+    if (key == NULL) {
+        goto done;
+    }
+    PyBytes_AS_STRING(key)[0] = tag;
+    memcpy(PyBytes_AS_STRING(key) + 1, h->literal, h->literal_len);
+    d = (PyArray_Descr *)PyDict_GetItemWithError(st->descr_cache, key);
+    if (d != NULL) {
+        Py_INCREF(d);
+        goto done;
+    }
+    if (PyErr_Occurred()) {
+        goto done;
+    }
     if (h->major == 3) {
         text = PyUnicode_DecodeUTF8(h->literal, (Py_ssize_t)h->literal_len,
                                     "strict");
@@ -199,9 +234,16 @@ descr_literal_eval(const sa_header *h, PyObject *name)
     if (sa_descr_check((PyArray_Descr *)res, name) < 0) {
         goto done;
     }
+    if (PyDict_GET_SIZE(st->descr_cache) >= SA_DESCR_CACHE_MAX) {
+        PyDict_Clear(st->descr_cache);
+    }
+    if (PyDict_SetItem(st->descr_cache, key, res) < 0) {
+        goto done;
+    }
     d = (PyArray_Descr *)res;
     res = NULL;
 done:
+    Py_XDECREF(key);
     Py_XDECREF(text);
     Py_XDECREF(mod);
     Py_XDECREF(res);
@@ -215,10 +257,6 @@ descr_legacy(const sa_probe *p, PyObject *name, uint64_t *nbytes)
     const sa_legacy *lg = &p->legacy;
     PyArray_Descr *d;
 
-    if (lg->ndim > SA_RUNTIME_MAXDIMS) {
-        return (PyArray_Descr *)invalid(
-            name, "its shape has more dimensions than this NumPy supports");
-    }
     if (lg->typenum >= NPY_NTYPES_LEGACY || lg->typenum == NPY_OBJECT) {
         return (PyArray_Descr *)invalid(
             name, "its SharedArray 3.x trailer has an unusable type number");
@@ -247,61 +285,124 @@ descr_legacy(const sa_probe *p, PyObject *name, uint64_t *nbytes)
     return d;
 }
 
-PyArray_Descr *
-sa_probe_resolve(sa_state *st, const sa_probe *p, PyObject *name,
-                 uint64_t *nbytes)
+/* The dtype of an intact .npy header, or NULL with ValueError. */
+static PyArray_Descr *
+descr_npy(sa_state *st, const sa_probe *p, PyObject *name)
 {
     const sa_header *h = &p->hdr;
     sa_simple_descr sd;
-    PyArray_Descr *d = NULL;
-    uint64_t room;
 
-    if (!p->regular) {
-        return (PyArray_Descr *)invalid(name, "not a regular file");
-    }
-    if (p->status == SA_HDR_NOT_NPY) {
-        return (PyArray_Descr *)invalid(name, "no .npy header");
-    }
-    if (p->status == SA_HDR_LEGACY) {
-        return descr_legacy(p, name, nbytes);
-    }
-    if (p->status != SA_HDR_OK) {
-        PyErr_Format(PyExc_ValueError, "%R is not a valid array: %s", name,
-                     p->why ? p->why : "corrupt header");
-        return NULL;
-    }
-    if (h->ndim > SA_RUNTIME_MAXDIMS) {
-        return (PyArray_Descr *)invalid(
-            name, "its shape has more dimensions than this NumPy supports");
-    }
     if (h->body != NULL &&
         sa_descr_parse_simple(h->body, h->body_len, &sd) == 0) {
-        d = descr_plain(st, h, &sd, name);
+        return descr_plain(st, h, &sd, name);
     }
-    else {
-        d = descr_literal_eval(h, name);
+    return descr_literal_eval(st, p, name);
+}
+
+/* Dimensions a subarray dtype adds when NumPy builds the array. */
+static int
+subarray_ndim(PyArray_Descr *d)
+{
+    int n = 0;
+
+    while (PyDataType_HASSUBARRAY(d)) {
+        PyObject *shape = PyDataType_SUBARRAY(d)->shape;
+        n += PyTuple_Check(shape) ? (int)PyTuple_GET_SIZE(shape) : 1;
+        d = PyDataType_SUBARRAY(d)->base;
     }
-    if (d == NULL) {
-        return NULL;
+    return n;
+}
+
+int
+sa_probe_resolve(sa_state *st, sa_probe *p, PyObject *name, sa_layout *out)
+{
+    const sa_header *h = &p->hdr;
+    PyArray_Descr *d = NULL;
+    uint64_t room, nbytes;
+    int err, i;
+
+    out->descr = NULL;
+    if (!p->regular) {
+        invalid(name, "not a regular file");
+        return -1;
+    }
+    if (p->status == SA_HDR_NOT_NPY) {
+        invalid(name, "no .npy header");
+        return -1;
+    }
+    if (p->status != SA_HDR_OK && p->status != SA_HDR_LEGACY) {
+        PyErr_Format(PyExc_ValueError, "%R is not a valid array: %s", name,
+                     p->why ? p->why : "corrupt header");
+        return -1;
+    }
+    if (p->status == SA_HDR_OK) {
+        d = descr_npy(st, p, name);
+        if (d == NULL) {
+            return -1;
+        }
+        /* As NumPy counts: zero-length sides aside, the size must fit. */
+        if (sa_header_nbytes(h->dims, h->ndim,
+                             (uint64_t)PyDataType_ELSIZE(d),
+                             (uint64_t)NPY_MAX_INTP, &nbytes) < 0) {
+            Py_DECREF(d);
+            invalid(name, "its shape is too large");
+            return -1;
+        }
+        /*
+         * .npy data runs to the end of the file (ours keep one spare byte
+         * when empty).  If it does not, a 3.x segment whose data happens
+         * to start with a .npy image is told by its trailer: when that
+         * trailer accounts for the file exactly, the file is 3.x's.
+         */
+        if ((uint64_t)p->st.st_size != h->data_offset + nbytes &&
+            (uint64_t)p->st.st_size != h->data_offset + nbytes + 1) {
+            Py_BEGIN_ALLOW_THREADS
+            err = sa_probe_legacy(p, 1);
+            Py_END_ALLOW_THREADS
+            if (err != 0) {
+                Py_DECREF(d);
+                sa_raise_errno(err, name);
+                return -1;
+            }
+            if (p->status == SA_HDR_LEGACY) {
+                Py_CLEAR(d);
+            }
+        }
+    }
+    if (p->status == SA_HDR_LEGACY) {
+        d = descr_legacy(p, name, &nbytes);
+        if (d == NULL) {
+            return -1;
+        }
+    }
+    if (h->ndim + subarray_ndim(d) > SA_RUNTIME_MAXDIMS) {
+        Py_DECREF(d);
+        invalid(name, "its shape (with the dtype's subarray dimensions) has "
+                      "more dimensions than this NumPy supports");
+        return -1;
     }
     /* The data must lie inside the file, or touching it would SIGBUS. */
-    room = (uint64_t)p->st.st_size - h->data_offset;
-    if (sa_header_nbytes(h->dims, h->ndim, (uint64_t)PyDataType_ELSIZE(d),
-                         (uint64_t)NPY_MAX_INTP, nbytes) < 0) {
-        Py_DECREF(d);
-        return (PyArray_Descr *)invalid(name, "its shape is too large");
-    }
-    if ((uint64_t)p->st.st_size < h->data_offset || *nbytes > room) {
+    if ((uint64_t)p->st.st_size < h->data_offset ||
+        nbytes > (room = (uint64_t)p->st.st_size - h->data_offset)) {
         Py_DECREF(d);
         PyErr_Format(PyExc_ValueError,
                      "%R is not a valid array: file is truncated (%llu "
                      "bytes of data expected after the header, %llu present)",
-                     name, (unsigned long long)*nbytes,
+                     name, (unsigned long long)nbytes,
                      (unsigned long long)((uint64_t)p->st.st_size >
                                                   h->data_offset
-                                              ? room
+                                              ? (uint64_t)p->st.st_size -
+                                                    h->data_offset
                                               : 0));
-        return NULL;
+        return -1;
     }
-    return d;
+    out->descr = d;
+    out->ndim = h->ndim;
+    for (i = 0; i < h->ndim; i++) {
+        out->dims[i] = h->dims[i];
+    }
+    out->fortran = h->fortran_order;
+    out->data_offset = h->data_offset;
+    out->nbytes = nbytes;
+    return 0;
 }

@@ -431,19 +431,26 @@ sa_header_nbytes(const int64_t *dims, int ndim, uint64_t itemsize,
                  uint64_t max, uint64_t *nbytes)
 {
     uint64_t total = itemsize;
-    int i;
+    int i, empty = 0;
 
+    /* As NumPy does: a zero-length side makes the array empty, but the
+     * other sides must still multiply out within max. */
     for (i = 0; i < ndim; i++) {
-        if (dims[i] < 0 ||
-            __builtin_mul_overflow(total, (uint64_t)dims[i], &total)) {
+        if (dims[i] < 0) {
+            return -1;
+        }
+        if (dims[i] == 0) {
+            empty = 1;
+            continue;
+        }
+        if (__builtin_mul_overflow(total, (uint64_t)dims[i], &total)) {
             return -1;
         }
     }
-    /* A zero dimension makes any product zero; only then may we accept it. */
     if (total > max) {
         return -1;
     }
-    *nbytes = total;
+    *nbytes = empty ? 0 : total;
     return 0;
 }
 

@@ -82,7 +82,9 @@ int sa_header_build(const char *descr_literal, size_t descr_len, int utf8,
                     size_t align, unsigned char **out, size_t *out_len);
 
 /*
- * nbytes = itemsize * prod(dims); returns -1 if that overflows max.
+ * nbytes = itemsize * prod(dims); returns -1 if itemsize times the product
+ * of the non-zero dims exceeds max (NumPy refuses such shapes even when a
+ * zero makes the array empty).
  */
 int sa_header_nbytes(const int64_t *dims, int ndim, uint64_t itemsize,
                      uint64_t max, uint64_t *nbytes);

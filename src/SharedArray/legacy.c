@@ -35,6 +35,7 @@ parse_at(const unsigned char *t, size_t len, int maxdims, uint64_t file_size,
     out->typenum = typenum;
     out->itemsize = itemsize;
     out->ndim = ndims;
+    out->trailer_len = len;
     return 0;
 }
 

@@ -24,6 +24,7 @@ typedef struct {
     int itemsize;
     int ndim;
     int64_t dims[SA_MAXDIMS];
+    size_t trailer_len;   /* SA_LEGACY_TRAILER_32 or _64 */
 } sa_legacy;
 
 /*

@@ -33,30 +33,80 @@ PyStructSequence_Desc sa_entry_desc = {
     .n_in_sequence = 3,
 };
 
+/*
+ * ArrayDesc.name: a str, as new code wants, whose decode() gives the name
+ * back as SharedArray 3.x code expects of the bytes it used to get there
+ * (e.name.decode(), e.name.decode("ascii")): the file name's bytes
+ * (os.fsencode) decoded as asked, so the result is a plain str.
+ */
+static PyObject *
+name_decode(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"encoding", "errors", NULL};
+    const char *encoding = "utf-8", *errors = "strict";
+    PyObject *raw, *res;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ss:decode", kwlist,
+                                     &encoding, &errors)) {
+        return NULL;
+    }
+    raw = PyUnicode_EncodeFSDefault(self);
+    if (raw == NULL) {
+        return NULL;
+    }
+    res = PyUnicode_Decode(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
+                           encoding, errors);
+    Py_DECREF(raw);
+    return res;
+}
+
+static PyMethodDef name_methods[] = {
+    {"decode", (PyCFunction)(void (*)(void))name_decode,
+     METH_VARARGS | METH_KEYWORDS,
+     PyDoc_STR("decode(encoding='utf-8', errors='strict')\n--\n\n"
+               "The name as SharedArray 3.x code decodes it: "
+               "os.fsencode(name).decode(encoding, errors), a plain str.")},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot name_slots[] = {
+    {Py_tp_methods, name_methods},
+    {Py_tp_doc,
+     PyDoc_STR("The name of an array in an ArrayDesc: a str that also has "
+               "3.x's bytes.decode().")},
+    {0, NULL},
+};
+
+PyType_Spec sa_name_spec = {
+    .name = "SharedArray.ArrayName",
+    .basicsize = 0,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = name_slots,
+};
+
 PyObject *
-sa_entry_new(sa_state *st, PyObject *name, const sa_probe *p)
+sa_entry_new(sa_state *st, PyObject *name, sa_probe *p)
 {
     PyObject *entry = NULL, *v;
-    PyArray_Descr *d;
-    uint64_t nbytes;
+    sa_layout lay;
     int i;
 
-    d = sa_probe_resolve(st, p, name, &nbytes);
-    if (d == NULL) {
+    if (sa_probe_resolve(st, p, name, &lay) < 0) {
         return NULL;
     }
     entry = PyStructSequence_New(st->entry_type);
     if (entry == NULL) {
-        Py_DECREF(d);
+        Py_DECREF(lay.descr);
         return NULL;
     }
-    Py_INCREF(name);
-    PyStructSequence_SET_ITEM(entry, 0, name);
-    PyStructSequence_SET_ITEM(entry, 1, (PyObject *)d);
     /* A failed item leaves NULL in place, which the entry's dealloc skips. */
-    v = PyTuple_New(p->hdr.ndim);
-    for (i = 0; v != NULL && i < p->hdr.ndim; i++) {
-        PyObject *dim = PyLong_FromLongLong(p->hdr.dims[i]);
+    PyStructSequence_SET_ITEM(entry, 0,
+                              PyObject_CallOneArg((PyObject *)st->name_type,
+                                                  name));
+    PyStructSequence_SET_ITEM(entry, 1, (PyObject *)lay.descr);
+    v = PyTuple_New(lay.ndim);
+    for (i = 0; v != NULL && i < lay.ndim; i++) {
+        PyObject *dim = PyLong_FromLongLong(lay.dims[i]);
         if (dim == NULL) {
             Py_CLEAR(v);
             break;
@@ -64,9 +114,10 @@ sa_entry_new(sa_state *st, PyObject *name, const sa_probe *p)
         PyTuple_SET_ITEM(v, i, dim);
     }
     PyStructSequence_SET_ITEM(entry, 2, v);
-    PyStructSequence_SET_ITEM(entry, 3, PyLong_FromUnsignedLongLong(nbytes));
+    PyStructSequence_SET_ITEM(entry, 3,
+                              PyLong_FromUnsignedLongLong(lay.nbytes));
     PyStructSequence_SET_ITEM(
-        entry, 4, PyUnicode_FromString(p->hdr.fortran_order ? "F" : "C"));
+        entry, 4, PyUnicode_FromString(lay.fortran ? "F" : "C"));
     PyStructSequence_SET_ITEM(entry, 5,
                               PyLong_FromLong((long)(p->st.st_mode & 07777)));
     PyStructSequence_SET_ITEM(entry, 6,
@@ -79,7 +130,7 @@ sa_entry_new(sa_state *st, PyObject *name, const sa_probe *p)
         entry, 8,
         PyUnicode_FromString(p->status == SA_HDR_LEGACY ? "sharedarray3"
                                                         : "npy"));
-    for (i = 2; i < 9; i++) {
+    for (i = 0; i < 9; i++) {
         if (PyStructSequence_GET_ITEM(entry, i) == NULL) {
             Py_DECREF(entry);
             return NULL;
@@ -90,7 +141,7 @@ sa_entry_new(sa_state *st, PyObject *name, const sa_probe *p)
 
 /* An entry for a directory entry, Py_None to skip it, NULL on error. */
 static PyObject *
-make_entry(sa_state *st, const char *fname, const sa_probe *p)
+make_entry(sa_state *st, const char *fname, sa_probe *p)
 {
     PyObject *name, *entry;
 

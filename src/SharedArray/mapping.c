@@ -8,25 +8,15 @@
 #include <errno.h>
 #include <structmember.h>
 #include <sys/mman.h>
-
-typedef struct {
-    PyObject_HEAD
-    void *map_addr;     /* the whole mapping, header first: for munmap, */
-    size_t map_size;    /* msync, mlock */
-    char *data;         /* the array's bytes: addr, size and the buffer */
-    size_t nbytes;
-    PyObject *name;     /* str, as the user passed it */
-    dev_t dev;          /* identity of the file, for the pickling reducer */
-    ino_t ino;
-    int writable;
-} sa_mapping;
+#include <unistd.h>
 
 PyObject *
-sa_mapping_new(sa_state *st, void *addr, size_t size, size_t data_offset,
-               uint64_t nbytes, PyObject *name, const struct stat *st_file,
+sa_mapping_new(sa_state *st, void *addr, size_t size, const sa_layout *lay,
+               PyObject *name, const struct stat *st_file, const sa_ident *id,
                int writable)
 {
     sa_mapping *self = PyObject_New(sa_mapping, st->mapping_type);
+    int i;
 
     if (self == NULL) {
         munmap(addr, size);
@@ -34,37 +24,70 @@ sa_mapping_new(sa_state *st, void *addr, size_t size, size_t data_offset,
     }
     self->map_addr = addr;
     self->map_size = size;
-    self->data = (char *)addr + data_offset;
-    self->nbytes = (size_t)nbytes;
+    self->data = (char *)addr + lay->data_offset;
+    self->nbytes = (size_t)lay->nbytes;
     Py_INCREF(name);
     self->name = name;
-    self->dev = st_file->st_dev;
-    self->ino = st_file->st_ino;
+    Py_INCREF(lay->descr);
+    self->descr = lay->descr;
+    self->ndim = lay->ndim;
+    self->fortran = lay->fortran;
+    for (i = 0; i < lay->ndim; i++) {
+        self->dims[i] = lay->dims[i];
+    }
+    self->id = *id;
+    self->file_size = (uint64_t)st_file->st_size;
+    self->mode = st_file->st_mode;
+    self->uid = st_file->st_uid;
+    self->gid = st_file->st_gid;
+    self->euid = geteuid();
+    self->egid = getegid();
     self->writable = writable;
+    self->cache_key = NULL;
+    self->weakreflist = NULL;
     return (PyObject *)self;
 }
 
+/* Re-raises NumPy's refusal as ValueError naming the array. */
+static void
+name_the_failure(PyObject *name)
+{
+    PyObject *type, *value, *tb;
+
+    if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
+        return;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyErr_Format(PyExc_ValueError, "%R is not a usable array: %S", name,
+                 value != NULL ? value : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
 PyObject *
-sa_array_new(PyObject *mapping, PyArray_Descr *descr, int ndim,
-             const int64_t *dims, int fortran, int writable)
+sa_array_new(PyObject *mapping)
 {
     sa_mapping *m = (sa_mapping *)mapping;
     npy_intp shape[SA_MAXDIMS];
     PyObject *arr;
     int i, flags;
 
-    for (i = 0; i < ndim; i++) {
-        shape[i] = (npy_intp)dims[i];
+    for (i = 0; i < m->ndim; i++) {
+        shape[i] = (npy_intp)m->dims[i];
     }
-    flags = (writable ? NPY_ARRAY_WRITEABLE : 0) |
-            (fortran ? NPY_ARRAY_F_CONTIGUOUS : 0);
-    arr = PyArray_NewFromDescr(&PyArray_Type, descr, ndim, shape, NULL,
+    flags = (m->writable ? NPY_ARRAY_WRITEABLE : 0) |
+            (m->fortran ? NPY_ARRAY_F_CONTIGUOUS : 0);
+    Py_INCREF(m->descr);  /* stolen by NumPy */
+    arr = PyArray_NewFromDescr(&PyArray_Type, m->descr, m->ndim, shape, NULL,
                                m->data, flags, NULL);
     if (arr == NULL) {
-        Py_DECREF(mapping);
+        name_the_failure(m->name);
         return NULL;
     }
-    /* Steals mapping even when it fails. */
+    /* Steals the reference even when it fails. */
+    Py_INCREF(mapping);
     if (PyArray_SetBaseObject((PyArrayObject *)arr, mapping) < 0) {
         Py_DECREF(arr);
         return NULL;
@@ -78,12 +101,25 @@ mapping_dealloc(PyObject *op)
     sa_mapping *self = (sa_mapping *)op;
     PyTypeObject *tp = Py_TYPE(op);
 
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs(op);
+    }
+    if (self->cache_key != NULL) {
+        sa_cache_dead((sa_state *)PyType_GetModuleState(tp), self->cache_key);
+        Py_CLEAR(self->cache_key);
+    }
     /* Nothing can catch an exception from here; a failed munmap of our own
-     * region cannot happen short of memory corruption. */
+     * region cannot happen short of memory corruption.  Unmapping a large
+     * region takes a while: without the GIL, as mmapmodule does. */
     if (self->map_addr != NULL) {
-        munmap(self->map_addr, self->map_size);
+        void *addr = self->map_addr;
+        size_t size = self->map_size;
+        Py_BEGIN_ALLOW_THREADS
+        munmap(addr, size);
+        Py_END_ALLOW_THREADS
     }
     Py_XDECREF(self->name);
+    Py_XDECREF(self->descr);
     tp->tp_free(op);
     Py_DECREF(tp);
 }
@@ -154,11 +190,38 @@ mapping_get_size(PyObject *op, void *Py_UNUSED(closure))
 }
 
 static PyObject *
+identity_tuple(const sa_ident *id)
+{
+    return Py_BuildValue("(KKLk)", (unsigned long long)id->dev,
+                         (unsigned long long)id->ino,
+                         (long long)id->btime_sec,
+                         (unsigned long)id->btime_nsec);
+}
+
+PyObject *
+sa_identity_of(PyObject *Py_UNUSED(module), PyObject *nameobj)
+{
+    sa_name name;
+    struct stat st;
+    sa_ident id;
+    int err;
+
+    if (sa_name_from_object(nameobj, &name) < 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    err = sa_stat(-1, name.path, name.backend == SA_BACKEND_SHM, &st, &id);
+    Py_END_ALLOW_THREADS
+    if (err != 0) {
+        return sa_raise_errno(err, nameobj);
+    }
+    return identity_tuple(&id);
+}
+
+static PyObject *
 mapping_get_identity(PyObject *op, void *Py_UNUSED(closure))
 {
-    sa_mapping *self = (sa_mapping *)op;
-    return Py_BuildValue("(KK)", (unsigned long long)self->dev,
-                         (unsigned long long)self->ino);
+    return identity_tuple(&((sa_mapping *)op)->id);
 }
 
 static PyObject *
@@ -205,6 +268,8 @@ static PyMethodDef mapping_methods[] = {
 static PyMemberDef mapping_members[] = {
     {"name", T_OBJECT_EX, offsetof(sa_mapping, name), READONLY,
      PyDoc_STR("The array's name, as passed to create() or attach().")},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(sa_mapping, weakreflist),
+     READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -217,8 +282,9 @@ static PyGetSetDef mapping_getset[] = {
     {"writable", mapping_get_writable, NULL,
      PyDoc_STR("False when attached with ro=True."), NULL},
     {"_identity", mapping_get_identity, NULL,
-     PyDoc_STR("(st_dev, st_ino) of the file, to tell it from a "
-               "replacement of the same name."),
+     PyDoc_STR("(st_dev, st_ino, birth seconds, birth nanoseconds) of "
+               "the file, to tell it from a later file of the same name "
+               "(inode numbers are reused)."),
      NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

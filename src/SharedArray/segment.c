@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -52,20 +53,57 @@ sa_probe_close(sa_probe *p)
     p->buf = NULL;
 }
 
-/* Looks for a SharedArray 3.x trailer at the end of the file. */
-static int
-probe_legacy(sa_probe *p)
+int
+sa_stat(int fd, const char *path, int nofollow, struct stat *st, sa_ident *id)
 {
+    struct statx sx;
+    int flags = fd >= 0 ? AT_EMPTY_PATH
+                        : (nofollow ? AT_SYMLINK_NOFOLLOW : 0);
+
+    /* One call gives what fstat gives and the birth time. */
+    if (statx(fd >= 0 ? fd : AT_FDCWD, fd >= 0 ? "" : path, flags,
+              STATX_BASIC_STATS | STATX_BTIME, &sx) < 0) {
+        return errno;
+    }
+    memset(st, 0, sizeof(*st));
+    st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st->st_ino = (ino_t)sx.stx_ino;
+    st->st_mode = (mode_t)sx.stx_mode;
+    st->st_nlink = (nlink_t)sx.stx_nlink;
+    st->st_uid = (uid_t)sx.stx_uid;
+    st->st_gid = (gid_t)sx.stx_gid;
+    st->st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+    st->st_size = (off_t)sx.stx_size;
+    st->st_blksize = (blksize_t)sx.stx_blksize;
+    st->st_blocks = (blkcnt_t)sx.stx_blocks;
+    st->st_mtim.tv_sec = (time_t)sx.stx_mtime.tv_sec;
+    st->st_mtim.tv_nsec = (long)sx.stx_mtime.tv_nsec;
+    id->dev = (uint64_t)st->st_dev;
+    id->ino = (uint64_t)sx.stx_ino;
+    id->has_btime = (sx.stx_mask & STATX_BTIME) != 0;
+    id->btime_sec = id->has_btime ? (int64_t)sx.stx_btime.tv_sec : 0;
+    id->btime_nsec = id->has_btime ? sx.stx_btime.tv_nsec : 0;
+    return 0;
+}
+
+int
+sa_probe_legacy(sa_probe *p, int exact)
+{
+    unsigned char tail[SA_LEGACY_TAIL_MAX];
     size_t n = SA_LEGACY_TAIL_MAX, got = 0;
+    sa_legacy lg;
     off_t at;
     int i;
 
+    if ((uint64_t)p->st.st_size < SA_LEGACY_TRAILER_32) {
+        return 0;
+    }
     if ((uint64_t)p->st.st_size < n) {
         n = (size_t)p->st.st_size;
     }
     at = p->st.st_size - (off_t)n;
     while (got < n) {
-        ssize_t r = pread(p->fd, p->small + got, n - got, at + (off_t)got);
+        ssize_t r = pread(p->fd, tail + got, n - got, at + (off_t)got);
         if (r < 0 && errno == EINTR) {
             continue;
         }
@@ -77,14 +115,17 @@ probe_legacy(sa_probe *p)
         }
         got += (size_t)r;
     }
-    if (sa_legacy_parse(p->small, n, (uint64_t)p->st.st_size, &p->legacy) ==
-        0) {
-        p->status = SA_HDR_LEGACY;
-        memset(&p->hdr, 0, sizeof(p->hdr));
-        p->hdr.ndim = p->legacy.ndim;
-        for (i = 0; i < p->legacy.ndim; i++) {
-            p->hdr.dims[i] = p->legacy.dims[i];
-        }
+    if (sa_legacy_parse(tail, n, (uint64_t)p->st.st_size, &lg) != 0 ||
+        (exact && lg.size + lg.trailer_len != (uint64_t)p->st.st_size)) {
+        return 0;
+    }
+    p->legacy = lg;
+    p->status = SA_HDR_LEGACY;
+    p->why = NULL;
+    memset(&p->hdr, 0, sizeof(p->hdr));
+    p->hdr.ndim = lg.ndim;
+    for (i = 0; i < lg.ndim; i++) {
+        p->hdr.dims[i] = lg.dims[i];
     }
     return 0;
 }
@@ -112,7 +153,8 @@ sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
         err = errno;
         /* A socket or device node under the name cannot be opened, but it
          * is still "not an array", not an I/O error. */
-        if ((err == ENXIO || err == ENODEV || err == EOPNOTSUPP) &&
+        if ((err == ENXIO || err == ENODEV || err == EOPNOTSUPP ||
+             err == EISDIR) &&
             fstatat(dirfd, path, &p->st, nofollow ? AT_SYMLINK_NOFOLLOW : 0) ==
                 0 &&
             !S_ISREG(p->st.st_mode)) {
@@ -120,8 +162,7 @@ sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
         }
         goto error;
     }
-    if (fstat(p->fd, &p->st) < 0) {
-        err = errno;
+    if ((err = sa_stat(p->fd, NULL, 0, &p->st, &p->id)) != 0) {
         goto error;
     }
     p->regular = S_ISREG(p->st.st_mode);
@@ -165,11 +206,11 @@ sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
             p->why = "file is shorter than its header";
         }
     }
-    if (p->status == SA_HDR_NOT_NPY &&
-        (uint64_t)p->st.st_size >= SA_LEGACY_TRAILER_32) {
-        if ((err = probe_legacy(p)) != 0) {
-            goto error;
-        }
+    /* A 3.x segment may hold anything at offset 0, even bytes that look
+     * like (a damaged) .npy header; an intact .npy header is weighed
+     * against a trailer later, once its data size is known. */
+    if (p->status != SA_HDR_OK && (err = sa_probe_legacy(p, 0)) != 0) {
+        goto error;
     }
     return 0;
 error:
@@ -207,6 +248,36 @@ sa_map(int fd, const struct stat *st, uint64_t len, int writable,
     }
     *addr = a;
     *maplen = (size_t)len;
+    return 0;
+}
+
+int
+sa_reserve(int fd, const struct stat *st, uint64_t len, int trust_blocks)
+{
+    off_t hole;
+
+    if (len > (uint64_t)INT64_MAX) {
+        return EFBIG;
+    }
+    if ((uint64_t)st->st_blocks * 512 >= len) {
+        if (trust_blocks) {
+            return 0;
+        }
+        /* Metadata blocks count too on disk filesystems: ask for holes. */
+        hole = lseek(fd, 0, SEEK_HOLE);
+        if (hole < 0 || (uint64_t)hole >= len) {
+            return 0;
+        }
+    }
+    /* fallocate(2), not posix_fallocate: where the filesystem cannot,
+     * glibc would emulate it by writing into blocks other processes may be
+     * writing too. */
+    if (fallocate(fd, 0, 0, (off_t)len) < 0) {
+        if (errno == EOPNOTSUPP || errno == ENOSYS) {
+            return 0;
+        }
+        return errno;
+    }
     return 0;
 }
 
@@ -275,6 +346,7 @@ sa_create_abort(sa_create_job *job)
         unlink(job->tmp);
         job->tmp_named = 0;
     }
+    sa_claim_release(&job->claim);
 }
 
 int
@@ -283,6 +355,7 @@ sa_create_prepare(sa_create_job *job)
     unsigned char *whole;
     size_t written;  /* bytes of the file written by pwrite: 0, header, all */
     int err = 0;
+    struct stat taken;
 
     job->fd = -1;
     job->tmp_named = 0;
@@ -290,6 +363,10 @@ sa_create_prepare(sa_create_job *job)
     job->size = 0;
     if (job->total > (uint64_t)SIZE_MAX || job->total > (uint64_t)INT64_MAX) {
         return EFBIG;
+    }
+    /* An existing name fails here, before a byte is reserved. */
+    if (lstat(job->name->path, &taken) == 0) {
+        return EEXIST;
     }
 #ifdef O_TMPFILE
     /* The mode asked for (less the umask): unnamed, nobody else can open
@@ -299,7 +376,7 @@ sa_create_prepare(sa_create_job *job)
     if (job->fd < 0 && errno != EOPNOTSUPP && errno != EISDIR &&
         errno != EINVAL) {
         err = errno;
-        goto error;
+        goto taken_or_error;
     }
 #endif
     if (job->fd < 0) {
@@ -312,9 +389,25 @@ sa_create_prepare(sa_create_job *job)
         job->fd = mkostemp(job->tmp, O_CLOEXEC);
         if (job->fd < 0) {
             err = errno;
-            goto error;
+            goto taken_or_error;
         }
         job->tmp_named = 1;
+    }
+    /* Claimed after the file is open: with one descriptor left, the file
+     * gets it and the claim is done without. */
+    err = sa_claim_try(&job->claim, job->name);
+    if (err == EBUSY) {
+        /* Someone else of ours is creating it: drop the file, keep the
+         * connection to wait on. */
+        int wait_fd = job->claim.wait_fd;
+
+        job->claim.wait_fd = -1;
+        sa_create_abort(job);
+        job->claim.wait_fd = wait_fd;
+        return EBUSY;
+    }
+    if (err != 0) {
+        goto error;
     }
     /* The header goes in with pwrite: no page fault on the mapping.  A
      * small segment is written whole (header and zeros), which reserves
@@ -341,19 +434,9 @@ sa_create_prepare(sa_create_job *job)
         err = posix_fallocate(job->fd, 0, (off_t)job->total);
     }
     if (err != 0) {
-        struct stat taken;
-
-        /* The name is already taken: that, not the size, is what the
-         * caller needs to hear (link would have said EEXIST anyway).  Paid
-         * only on this error path. */
-        if ((err == ENOSPC || err == EFBIG || err == EDQUOT) &&
-            lstat(job->name->path, &taken) == 0) {
-            err = EEXIST;
-        }
-        goto error;
+        goto taken_or_error;
     }
-    if (fstat(job->fd, &job->st) < 0) {
-        err = errno;
+    if ((err = sa_stat(job->fd, NULL, 0, &job->st, &job->id)) != 0) {
         goto error;
     }
     /* Exactly the mode asked for, whatever the umask (paid only when the
@@ -373,6 +456,14 @@ sa_create_prepare(sa_create_job *job)
         memcpy(job->addr, job->header, job->header_len);
     }
     return 0;
+taken_or_error:
+    /* Out of space or inodes while the name was taken meanwhile (by a
+     * creator that does not claim names): the name, not the space, is what
+     * the caller needs to hear; link would have said EEXIST anyway. */
+    if ((err == ENOSPC || err == EFBIG || err == EDQUOT) &&
+        lstat(job->name->path, &taken) == 0) {
+        err = EEXIST;
+    }
 error:
     sa_create_abort(job);
     return err;
@@ -396,6 +487,8 @@ sa_create_publish(sa_create_job *job)
     }
     close(job->fd);
     job->fd = -1;
+    /* Waiters wake to find the name made. */
+    sa_claim_release(&job->claim);
     return 0;
 error:
     sa_create_abort(job);

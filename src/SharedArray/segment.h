@@ -9,14 +9,35 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "claim.h"
 #include "header.h"
 #include "legacy.h"
 #include "names.h"
+
+/*
+ * What makes a file this file and not a later one under the same name.
+ * Inode numbers are reused (ext4 hands a freed one out again at once);
+ * birth times are not.  ctime and mtime are no identity: every write fault
+ * through a mapping updates them.  has_btime is 0 on filesystems that do
+ * not record a birth time; such files are never served from the cache.
+ */
+typedef struct {
+    uint64_t dev;
+    uint64_t ino;
+    int64_t btime_sec;
+    uint32_t btime_nsec;
+    int has_btime;
+} sa_ident;
+
+/* fstat of fd, or lstat/stat of path (fd < 0), with the birth time. */
+int sa_stat(int fd, const char *path, int nofollow, struct stat *st,
+            sa_ident *id);
 
 /* What an open segment looks like before anything is mapped. */
 typedef struct {
     int fd;                  /* -1 when closed */
     struct stat st;
+    sa_ident id;
     int regular;             /* st is a regular file */
     sa_hdr_status status;    /* outcome of parsing the header */
     const char *why;         /* reason when status is SA_HDR_CORRUPT */
@@ -38,6 +59,24 @@ typedef struct {
 int sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
                   int nofollow);
 void sa_probe_close(sa_probe *p);
+
+/*
+ * Looks for a SharedArray 3.x trailer at the end of p's file; on finding a
+ * consistent one sets p->status to SA_HDR_LEGACY and p->hdr's shape.  With
+ * exact, only a trailer whose data and trailer make up the whole file
+ * counts (the evidence that outweighs a .npy header at offset 0).
+ */
+int sa_probe_legacy(sa_probe *p, int exact);
+
+/*
+ * Makes sure the first len bytes of fd have blocks behind them before they
+ * are mapped writable: a hole written through a mapping on a full
+ * filesystem is SIGBUS, a failed fallocate here is ENOSPC.  trust_blocks
+ * says st_blocks counts data only (tmpfs), so a file whose blocks cover
+ * len has no hole; elsewhere SEEK_HOLE decides.  Filesystems that cannot
+ * allocate ahead (no fallocate) are left as they are.
+ */
+int sa_reserve(int fd, const struct stat *st, uint64_t len, int trust_blocks);
 
 /* Segments up to this size are created with one pwrite of the header and
  * the zeros (that reserves their blocks); bigger ones with fallocate. */
@@ -67,15 +106,23 @@ typedef struct {
     size_t header_len;
     uint64_t total;          /* header_len + data bytes */
     unsigned int mode;       /* permission bits, applied exactly */
+    sa_claim claim;          /* caller sets fd and wait_fd to -1 */
     /* Set by prepare: */
     int fd;
     int tmp_named;
     char tmp[PATH_MAX];
     void *addr;
     size_t size;             /* mapped length */
-    struct stat st;          /* of the new file: dev and ino identify it */
+    struct stat st;          /* of the new file */
+    sa_ident id;
 } sa_create_job;
 
+/*
+ * prepare fails at once with EEXIST when the name exists, before reserving
+ * anything.  It returns EBUSY when another process of this user is creating
+ * the same name: the caller waits on job->claim (sa_claim_wait) and calls
+ * prepare again, which then finds the name made (EEXIST) or free.
+ */
 int sa_create_prepare(sa_create_job *job);
 int sa_create_publish(sa_create_job *job);
 void sa_create_abort(sa_create_job *job);

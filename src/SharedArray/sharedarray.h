@@ -26,6 +26,10 @@
 #include "names.h"
 #include "segment.h"
 
+/* The mapping cache's default budget (cache_limits() changes it). */
+#define SA_CACHE_MAX_ENTRIES 64
+#define SA_CACHE_MAX_BYTES ((uint64_t)4 << 30)
+
 /* NumPy 1.x builds arrays of at most 32 dimensions, 2.x of 64. */
 #define SA_RUNTIME_MAXDIMS \
     (PyArray_RUNTIME_VERSION >= NPY_2_0_API_VERSION ? 64 : 32)
@@ -33,8 +37,55 @@
 typedef struct {
     PyTypeObject *mapping_type;  /* owner of one mmap; every array's base */
     PyTypeObject *entry_type;    /* list() entries */
-    PyObject *descr_cache;       /* dict: plain descr str -> dtype */
+    PyTypeObject *name_type;     /* ArrayDesc.name: str with 3.x's decode() */
+    PyObject *descr_cache;       /* dict: descr text -> dtype */
+    /* The mapping cache (cache.c): key -> Mapping, least recently used
+     * first, within the budget; key -> weakref for mappings that are
+     * alive only because arrays use them. */
+    PyObject *cache_strong;
+    PyObject *cache_weak;
+    Py_ssize_t cache_max_entries;
+    uint64_t cache_max_bytes;
+    uint64_t cache_bytes;        /* map_size of the strong entries */
+    uint64_t cache_hits;
+    uint64_t cache_misses;
 } sa_state;
+
+/* What an array over a segment looks like: from its header, or create(). */
+typedef struct {
+    PyArray_Descr *descr;        /* a reference owned by whoever holds this */
+    int ndim;
+    int64_t dims[SA_MAXDIMS];
+    int fortran;
+    size_t data_offset;
+    uint64_t nbytes;
+} sa_layout;
+
+/* The owner object (mapping.c); the cache reads it directly. */
+typedef struct {
+    PyObject_HEAD
+    void *map_addr;     /* the mapping: header and data, for munmap, */
+    size_t map_size;    /* msync, mlock */
+    char *data;         /* the array's bytes: addr, size and the buffer */
+    size_t nbytes;
+    PyObject *name;     /* str, as the user passed it */
+    PyArray_Descr *descr;
+    int ndim;
+    int fortran;
+    int64_t dims[SA_MAXDIMS];
+    /* The file as it was when mapped: identity, and what a cache hit must
+     * find unchanged. */
+    sa_ident id;
+    uint64_t file_size;
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+    uid_t euid;         /* ours when mapped */
+    gid_t egid;
+    int writable;
+    PyObject *cache_key;   /* bytes, set once the cache has seen it */
+    PyObject *weakreflist;
+} sa_mapping;
 
 static inline sa_state *
 sa_get_state(PyObject *module)
@@ -57,30 +108,58 @@ PyObject *sa_raise_errno(int err, PyObject *name);
 int sa_descr_check(PyArray_Descr *d, PyObject *name);
 PyObject *sa_descr_literal(PyArray_Descr *d, int *utf8);
 /*
- * Validates an opened segment completely: a regular file with a parsed
- * header, a shareable dtype, at most SA_RUNTIME_MAXDIMS dimensions, and
- * data that fits inside the file.  Returns a new dtype reference and sets
- * *nbytes, or NULL with ValueError/TypeError naming the segment.
+ * Validates an opened segment completely, exactly as attach needs it: a
+ * regular file with a parsed header (or a 3.x trailer, when the file's
+ * sizes say so), a shareable dtype, dimensions NumPy can build (subarray
+ * dimensions included), a size NumPy accepts, and data inside the file.
+ * Returns 0 and fills out (out->descr a new reference), or -1 with
+ * ValueError naming the segment (MemoryError, or OSError from reading the
+ * trailer, pass through).
  */
-PyArray_Descr *sa_probe_resolve(sa_state *st, const sa_probe *p,
-                                PyObject *name, uint64_t *nbytes);
+int sa_probe_resolve(sa_state *st, sa_probe *p, PyObject *name,
+                     sa_layout *out);
 
 /* mapping.c: the owner object. */
 extern PyType_Spec sa_mapping_spec;
 /*
- * Wraps the mapping [addr, addr+size), whose data is nbytes at data_offset,
- * in a new owner object; the owner munmaps it when it dies.  On failure the
- * region is unmapped here and NULL returned.
+ * Wraps the mapping [addr, addr+size) of a file described by st_file/id in
+ * a new owner object laid out as lay (its descr is borrowed, the owner
+ * takes its own reference); the owner munmaps it when it dies.  On failure
+ * the region is unmapped here and NULL returned.
  */
 PyObject *sa_mapping_new(sa_state *st, void *addr, size_t size,
-                         size_t data_offset, uint64_t nbytes, PyObject *name,
-                         const struct stat *st_file, int writable);
+                         const sa_layout *lay, PyObject *name,
+                         const struct stat *st_file, const sa_ident *id,
+                         int writable);
 /*
- * An ndarray over the owner's data.  Steals mapping and descr, whatever the
- * outcome.
+ * A new ndarray over the owner's data, shaped as the owner's layout; the
+ * owner (not stolen) becomes its base.  A failure names the array.
  */
-PyObject *sa_array_new(PyObject *mapping, PyArray_Descr *descr, int ndim,
-                       const int64_t *dims, int fortran, int writable);
+PyObject *sa_array_new(PyObject *mapping);
+
+/* _identity_of(name): the identity of the file now under name, as
+ * Mapping._identity gives it for the file mapped. */
+PyObject *sa_identity_of(PyObject *module, PyObject *name);
+
+/* cache.c: the per-process mapping cache. */
+/* The cache key of name mapped writable or not: a new bytes object. */
+PyObject *sa_cache_key(const sa_name *name, int writable);
+/*
+ * The cached mapping for key if the file under name is still the one it
+ * maps (one statx), as a new reference; NULL without an exception when
+ * there is none or it is stale (then it is dropped); NULL with one on
+ * error.
+ */
+PyObject *sa_cache_lookup(sa_state *st, PyObject *key, const sa_name *name);
+/* Remembers mapping under key; errors are swallowed (it is only a cache). */
+void sa_cache_put(sa_state *st, PyObject *key, PyObject *mapping);
+/* Drops both keys of name (delete() in this process). */
+void sa_cache_forget(sa_state *st, const sa_name *name);
+/* Called by a dying mapping: drops its dead entry from the weak index. */
+void sa_cache_dead(sa_state *st, PyObject *key);
+PyObject *sa_cache_info(PyObject *module, PyObject *args);
+PyObject *sa_cache_clear(PyObject *module, PyObject *args);
+PyObject *sa_cache_limits(PyObject *module, PyObject *args, PyObject *kwds);
 
 /* One operation per file. */
 PyObject *sa_create(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -98,7 +177,8 @@ PyObject *sa_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames);
 
 extern PyStructSequence_Desc sa_entry_desc;
+extern PyType_Spec sa_name_spec;
 /* An ArrayDesc for an opened segment; NULL with ValueError if invalid. */
-PyObject *sa_entry_new(sa_state *st, PyObject *name, const sa_probe *p);
+PyObject *sa_entry_new(sa_state *st, PyObject *name, sa_probe *p);
 
 #endif

@@ -157,3 +157,25 @@ def test_list_while_arrays_come_and_go(shm_name):
         stop.set()
         t.join()
     assert errors == []
+
+
+def test_non_utf8_names_round_trip(shm_name):
+    """A file name that is not UTF-8 comes from list() as os.fsdecode gives
+    it (a lone surrogate per undecodable byte), and attach, info and delete
+    take that str back (os.fsencode), as the name of the same file."""
+    good = shm_name()
+    sa.create(good, 3, "i2")[:] = 7
+    raw = os.fsencode(shm_path(good)) + b"-\xff\xfe"
+    os.rename(shm_path(good), raw)
+    try:
+        name = os.fsdecode(os.path.basename(raw))
+        entry = next(e for e in sa.list() if e.name == name)
+        assert entry.dims == (3,)
+        assert sa.attach(entry.name).tolist() == [7, 7, 7]
+        assert sa.info(entry.name).name == name
+        assert sa.info("shm://" + name).dims == (3,)
+        sa.delete(entry.name)
+        assert not os.path.lexists(raw)
+    finally:
+        if os.path.lexists(raw):
+            os.unlink(raw)

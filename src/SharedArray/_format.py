@@ -15,7 +15,12 @@ from numpy.lib import format as _npy_format
 
 def descr_literal(dtype: np.dtype) -> str:
     """Python literal of ``dtype``'s .npy descr; TypeError if it can't round-trip."""
-    text = repr(_npy_format.dtype_to_descr(dtype))
+    try:
+        text = repr(_npy_format.dtype_to_descr(dtype))
+    except ValueError as exc:
+        # e.g. overlapping or out-of-order fields: NumPy has no descr for
+        # them, so such a dtype cannot be stored, like an object dtype.
+        raise TypeError(f"dtype {dtype!r} has no .npy description: {exc}") from exc
     try:
         back = dtype_from_literal(text)
     except (ValueError, TypeError, SyntaxError) as exc:

@@ -153,8 +153,10 @@ sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
         err = errno;
         /* A socket or device node under the name cannot be opened, but it
          * is still "not an array", not an I/O error. */
+        /* EACCES too: a device node on a nodev mount cannot be opened
+         * by anyone; a regular file we may not open stays EACCES. */
         if ((err == ENXIO || err == ENODEV || err == EOPNOTSUPP ||
-             err == EISDIR) &&
+             err == EISDIR || err == EACCES) &&
             fstatat(dirfd, path, &p->st, nofollow ? AT_SYMLINK_NOFOLLOW : 0) ==
                 0 &&
             !S_ISREG(p->st.st_mode)) {

@@ -102,6 +102,54 @@ def test_huge_tmpfs_backs_array_with_huge_pages():
 
 
 @needs_root
+@pytest.mark.parametrize("huge", ["advise", "within_size", "always", "never"])
+def test_create_asks_for_huge_pages_on_tmpfs(huge):
+    """huge=advise is the cautious setting an administrator picks: only
+    mappings that ask get huge pages.  create asks (MADV_HUGEPAGE) before it
+    reserves the segment by faulting it in, so every option but never backs
+    a big array with huge pages at once, before anything is written."""
+    with mount("tmpfs", f"huge={huge},size=64M") as d:
+        name = f"file://{d}/big.npy"
+        a = sa.create(name, (16 * MiB,), np.uint8)
+        try:
+            fields = smaps_of(a.base.addr)
+            pmd = int(fields.get("ShmemPmdMapped", 0)) + int(
+                fields.get("FilePmdMapped", 0))
+            if huge == "never":
+                assert pmd == 0, fields
+            else:
+                assert pmd >= 14 * 1024, f"expected huge pages: {fields}"
+            a[::4096] = 1
+            assert int(sa.attach(name, ro=True).sum()) == 16 * MiB // 4096
+        finally:
+            del a
+            sa.delete(name)
+
+
+@needs_root
+@pytest.mark.parametrize("huge", ["advise", "always", "never"])
+def test_create_on_a_full_huge_tmpfs_is_enospc(huge):
+    """Reserving by faulting in must still turn a full filesystem into
+    OSError(ENOSPC) at create, leaving nothing, never a SIGBUS later; run
+    in a child so that a SIGBUS would be seen as a signal, not a crash."""
+    with mount("tmpfs", f"huge={huge},size=8M") as d:
+        code = (
+            "import errno, sys, SharedArray as sa\n"
+            f"name = 'file://{d}/big.npy'\n"
+            "try:\n"
+            "    sa.create(name, 16 << 20, 'u1')\n"
+            "except OSError as e:\n"
+            "    sys.exit(0 if e.errno == errno.ENOSPC and e.filename == name else 3)\n"
+            "sys.exit(4)\n")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        assert os.listdir(d) == []
+        st = os.statvfs(d)
+        assert st.f_bfree == st.f_blocks   # nothing held
+
+
+@needs_root
 @pytest.mark.parametrize("n", [1, 3 * MiB, 2 * MiB - 4096, 4 * MiB])
 def test_hugetlbfs_create_attach_and_release(n):
     with reserved_hugepages(8), mount("hugetlbfs", "pagesize=2M") as d:

@@ -179,3 +179,34 @@ def test_non_utf8_names_round_trip(shm_name):
     finally:
         if os.path.lexists(raw):
             os.unlink(raw)
+
+
+def test_list_sees_every_change_to_a_known_file(shm_name):
+    """list() remembers what it read, and reads a file again whenever
+    anything its entry shows or depends on changed: a header rewritten in
+    place (same size), a chmod, a truncation, a new file under the name."""
+    name = shm_name()
+    path = shm_path(name)
+    sa.create(name, 4, "<f8")
+
+    def entry():
+        found = [e for e in sa.list() if e.name == name]
+        return found[0] if found else None
+
+    assert entry().dtype == np.dtype("<f8")
+    assert entry().dtype == np.dtype("<f8")        # now from memory
+    # Same file, same size, another header: dtype and shape change.
+    with open(path, "r+b") as f:
+        f.write(build_npy(header_text("<i4", (8,)), align=os.sysconf("SC_PAGESIZE")))
+    e = entry()
+    assert (e.dtype, e.dims) == (np.dtype("<i4"), (8,))
+    os.chmod(path, 0o640)
+    assert entry().mode == 0o640
+    os.truncate(path, 100)                         # data cut off: invalid
+    assert entry() is None
+    os.unlink(path)
+    sa.create(name, 3, "u1")                       # a new file, same name
+    e = entry()
+    assert (e.dtype, e.dims) == (np.dtype("u1"), (3,))
+    sa.delete(name)
+    assert entry() is None

@@ -108,9 +108,11 @@ module_exec(PyObject *m)
         return -1;
     }
     st->descr_cache = PyDict_New();
+    st->list_seen = PyDict_New();
     st->cache_strong = PyDict_New();
     st->cache_weak = PyDict_New();
-    if (st->descr_cache == NULL || st->cache_strong == NULL ||
+    if (st->descr_cache == NULL || st->list_seen == NULL ||
+        st->cache_strong == NULL ||
         st->cache_weak == NULL) {
         return -1;
     }
@@ -132,6 +134,7 @@ module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->entry_type);
     Py_VISIT(st->name_type);
     Py_VISIT(st->descr_cache);
+    Py_VISIT(st->list_seen);
     Py_VISIT(st->cache_strong);
     Py_VISIT(st->cache_weak);
     return 0;
@@ -145,6 +148,7 @@ module_clear(PyObject *m)
     Py_CLEAR(st->entry_type);
     Py_CLEAR(st->name_type);
     Py_CLEAR(st->descr_cache);
+    Py_CLEAR(st->list_seen);
     Py_CLEAR(st->cache_strong);
     Py_CLEAR(st->cache_weak);
     return 0;

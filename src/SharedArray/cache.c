@@ -105,6 +105,13 @@ remember(sa_state *st, PyObject *key, PyObject *m)
     PyObject *ref;
 
     if (st->cache_max_entries > 0 && map->map_size <= st->cache_max_bytes) {
+        /* Another thread may have put one under key meanwhile. */
+        PyObject *old = PyDict_GetItemWithError(st->cache_strong, key);
+
+        if (old != NULL) {
+            st->cache_bytes -= ((sa_mapping *)old)->map_size;
+        }
+        PyErr_Clear();
         if (PyDict_SetItem(st->cache_strong, key, m) == 0) {
             st->cache_bytes += map->map_size;
             if (PyDict_DelItem(st->cache_weak, key) < 0) {
@@ -163,15 +170,13 @@ sa_cache_lookup(sa_state *st, PyObject *key, const sa_name *name)
     st->cache_hits++;
     /* Most recently used goes last (a weak one comes back if it fits). */
     if (strong) {
-        if (PyDict_DelItem(st->cache_strong, key) < 0 ||
-            PyDict_SetItem(st->cache_strong, key, m) < 0) {
-            PyErr_Clear();
+        /* (Unless another thread dropped it while we were in statx.) */
+        if (PyDict_DelItem(st->cache_strong, key) == 0) {
             st->cache_bytes -= ((sa_mapping *)m)->map_size;
         }
+        PyErr_Clear();
     }
-    else {
-        remember(st, key, m);
-    }
+    remember(st, key, m);
     return m;
 }
 
@@ -185,6 +190,8 @@ sa_cache_put(sa_state *st, PyObject *key, PyObject *mapping)
         return;
     }
     drop(st, key);
+    m->euid = geteuid();
+    m->egid = getegid();
     Py_INCREF(key);
     Py_XSETREF(m->cache_key, key);
     remember(st, key, mapping);

@@ -40,8 +40,6 @@ sa_mapping_new(sa_state *st, void *addr, size_t size, const sa_layout *lay,
     self->mode = st_file->st_mode;
     self->uid = st_file->st_uid;
     self->gid = st_file->st_gid;
-    self->euid = geteuid();
-    self->egid = getegid();
     self->writable = writable;
     self->cache_key = NULL;
     self->weakreflist = NULL;

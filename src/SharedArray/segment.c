@@ -17,6 +17,9 @@
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6
 #endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
 
 /* pread until n bytes or end of file; returns bytes read or -errno. */
 static ssize_t
@@ -56,13 +59,19 @@ sa_probe_close(sa_probe *p)
 int
 sa_stat(int fd, const char *path, int nofollow, struct stat *st, sa_ident *id)
 {
+    return fd >= 0 ? sa_statat(fd, "", AT_EMPTY_PATH, st, id)
+                   : sa_statat(AT_FDCWD, path,
+                               nofollow ? AT_SYMLINK_NOFOLLOW : 0, st, id);
+}
+
+int
+sa_statat(int dirfd, const char *path, int flags, struct stat *st,
+          sa_ident *id)
+{
     struct statx sx;
-    int flags = fd >= 0 ? AT_EMPTY_PATH
-                        : (nofollow ? AT_SYMLINK_NOFOLLOW : 0);
 
     /* One call gives what fstat gives and the birth time. */
-    if (statx(fd >= 0 ? fd : AT_FDCWD, fd >= 0 ? "" : path, flags,
-              STATX_BASIC_STATS | STATX_BTIME, &sx) < 0) {
+    if (statx(dirfd, path, flags, STATX_BASIC_STATS | STATX_BTIME, &sx) < 0) {
         return errno;
     }
     memset(st, 0, sizeof(*st));
@@ -333,6 +342,51 @@ link_tmpfile(int fd, const char *path)
     return errno;
 }
 
+/*
+ * On tmpfs, reserves the segment by faulting it in through the mapping
+ * rather than with fallocate, after asking for huge pages: fallocate
+ * allocates before any mapping exists, which on a tmpfs mounted
+ * huge=advise (the cautious setting for /dev/shm) means small pages.  A
+ * page that cannot be had is EFAULT from MADV_POPULATE_WRITE (where a
+ * write would have been SIGBUS): ENOSPC.  EOPNOTSUPP when this is not a
+ * tmpfs or the kernel is too old: the caller falls back to fallocate.
+ */
+static int
+populate_tmpfs(sa_create_job *job)
+{
+#if defined(MADV_POPULATE_WRITE) && defined(MADV_HUGEPAGE)
+    struct statfs sfs;
+    int err;
+
+    if (fstatfs(job->fd, &sfs) < 0 || sfs.f_type != TMPFS_MAGIC) {
+        return EOPNOTSUPP;
+    }
+    if (ftruncate(job->fd, (off_t)job->total) < 0) {
+        return errno;
+    }
+    if ((err = sa_stat(job->fd, NULL, 0, &job->st, &job->id)) != 0 ||
+        (err = sa_map(job->fd, &job->st, job->total, 1, &job->addr,
+                      &job->size)) != 0) {
+        return err;
+    }
+    /* Advice only: refused where THP is off, and that is fine. */
+    (void)madvise(job->addr, job->size, MADV_HUGEPAGE);
+    if (madvise(job->addr, job->size, MADV_POPULATE_WRITE) == 0) {
+        return 0;
+    }
+    if (errno == EFAULT) {
+        return ENOSPC;
+    }
+    if (errno == EINVAL) {
+        return EOPNOTSUPP;   /* before Linux 5.14; the map stays */
+    }
+    return errno;
+#else
+    (void)job;
+    return EOPNOTSUPP;
+#endif
+}
+
 void
 sa_create_abort(sa_create_job *job)
 {
@@ -356,7 +410,7 @@ sa_create_prepare(sa_create_job *job)
 {
     unsigned char *whole;
     size_t written;  /* bytes of the file written by pwrite: 0, header, all */
-    int err = 0;
+    int err = 0, claimed;
     struct stat taken;
 
     job->fd = -1;
@@ -366,8 +420,15 @@ sa_create_prepare(sa_create_job *job)
     if (job->total > (uint64_t)SIZE_MAX || job->total > (uint64_t)INT64_MAX) {
         return EFBIG;
     }
-    /* An existing name fails here, before a byte is reserved. */
-    if (lstat(job->name->path, &taken) == 0) {
+    /*
+     * Segments bigger than one pwrite fail here when the name exists,
+     * before a byte is reserved, and take turns with other creators of the
+     * name (claim.c).  Small ones, whose reservation costs less than these
+     * system calls, do both only once a first attempt ran out of space:
+     * then a creator racing for the same name may have held the space.
+     */
+    claimed = job->total > SA_WRITE_WHOLE_MAX || job->out_of_space;
+    if (claimed && lstat(job->name->path, &taken) == 0) {
         return EEXIST;
     }
 #ifdef O_TMPFILE
@@ -397,7 +458,7 @@ sa_create_prepare(sa_create_job *job)
     }
     /* Claimed after the file is open: with one descriptor left, the file
      * gets it and the claim is done without. */
-    err = sa_claim_try(&job->claim, job->name);
+    err = claimed ? sa_claim_try(&job->claim, job->name) : 0;
     if (err == EBUSY) {
         /* Someone else of ours is creating it: drop the file, keep the
          * connection to wait on. */
@@ -433,7 +494,16 @@ sa_create_prepare(sa_create_job *job)
     /* Reserve every block now: a full filesystem is ENOSPC here, not SIGBUS
      * on some later write. */
     if (err == 0 && written < job->total) {
-        err = posix_fallocate(job->fd, 0, (off_t)job->total);
+        err = populate_tmpfs(job);
+        if (err == EOPNOTSUPP) {
+            err = posix_fallocate(job->fd, 0, (off_t)job->total);
+        }
+    }
+    if ((err == ENOSPC || err == EDQUOT) && !claimed) {
+        /* Once more, in turn with other creators of this name. */
+        job->out_of_space = 1;
+        sa_create_abort(job);
+        return EINTR;
     }
     if (err != 0) {
         goto taken_or_error;
@@ -450,9 +520,12 @@ sa_create_prepare(sa_create_job *job)
         }
         job->st.st_mode = (job->st.st_mode & ~(mode_t)07777) | job->mode;
     }
-    err = sa_map(job->fd, &job->st, job->total, 1, &job->addr, &job->size);
-    if (err != 0) {
-        goto error;
+    if (job->addr == NULL) {
+        err = sa_map(job->fd, &job->st, job->total, 1, &job->addr,
+                     &job->size);
+        if (err != 0) {
+            goto error;
+        }
     }
     if (written == 0) {
         memcpy(job->addr, job->header, job->header_len);

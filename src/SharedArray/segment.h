@@ -32,6 +32,9 @@ typedef struct {
 /* fstat of fd, or lstat/stat of path (fd < 0), with the birth time. */
 int sa_stat(int fd, const char *path, int nofollow, struct stat *st,
             sa_ident *id);
+/* statx(dirfd, path, flags) into the same two. */
+int sa_statat(int dirfd, const char *path, int flags, struct stat *st,
+              sa_ident *id);
 
 /* What an open segment looks like before anything is mapped. */
 typedef struct {
@@ -107,6 +110,7 @@ typedef struct {
     uint64_t total;          /* header_len + data bytes */
     unsigned int mode;       /* permission bits, applied exactly */
     sa_claim claim;          /* caller sets fd and wait_fd to -1 */
+    int out_of_space;        /* a first attempt found no room (caller: 0) */
     /* Set by prepare: */
     int fd;
     int tmp_named;
@@ -118,10 +122,11 @@ typedef struct {
 } sa_create_job;
 
 /*
- * prepare fails at once with EEXIST when the name exists, before reserving
- * anything.  It returns EBUSY when another process of this user is creating
- * the same name: the caller waits on job->claim (sa_claim_wait) and calls
- * prepare again, which then finds the name made (EEXIST) or free.
+ * prepare fails with EEXIST when the name exists before reserving anything
+ * bigger than SA_WRITE_WHOLE_MAX.  It returns EBUSY when another process of
+ * this user is creating the same name: the caller waits on job->claim
+ * (sa_claim_wait) and calls prepare again, which then finds the name made
+ * (EEXIST) or free.  EINTR: call again.
  */
 int sa_create_prepare(sa_create_job *job);
 int sa_create_publish(sa_create_job *job);

@@ -39,6 +39,7 @@ typedef struct {
     PyTypeObject *entry_type;    /* list() entries */
     PyTypeObject *name_type;     /* ArrayDesc.name: str with 3.x's decode() */
     PyObject *descr_cache;       /* dict: descr text -> dtype */
+    PyObject *list_seen;         /* dict: file name -> what list() saw */
     /* The mapping cache (cache.c): key -> Mapping, least recently used
      * first, within the budget; key -> weakref for mappings that are
      * alive only because arrays use them. */
@@ -80,7 +81,7 @@ typedef struct {
     mode_t mode;
     uid_t uid;
     gid_t gid;
-    uid_t euid;         /* ours when mapped */
+    uid_t euid;         /* ours when the cache took it */
     gid_t egid;
     int writable;
     PyObject *cache_key;   /* bytes, set once the cache has seen it */

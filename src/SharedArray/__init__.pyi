@@ -1,5 +1,5 @@
 import builtins
-from typing import Any, Final, final
+from typing import Any, Final, NamedTuple, final
 
 import numpy as np
 import numpy.typing as npt
@@ -31,11 +31,17 @@ class Mapping:
     def __buffer__(self, flags: int, /) -> memoryview: ...
 
 @final
-class ArrayDesc(tuple[str, np.dtype[Any], tuple[int, ...]]):
+class ArrayName(str):
+    """ArrayDesc.name: a str whose decode() gives it back, as 3.x's bytes did."""
+
+    def decode(self, encoding: str = ..., errors: str = ...) -> str: ...
+
+@final
+class ArrayDesc(tuple[ArrayName, np.dtype[Any], tuple[int, ...]]):
     """An array described by :func:`list` or :func:`info`."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> ArrayName: ...
     @property
     def dtype(self) -> np.dtype[Any]: ...
     @property
@@ -65,3 +71,17 @@ def attach(name: str, ro: bool = ...) -> npt.NDArray[Any]: ...
 def delete(name: str) -> None: ...
 def list() -> builtins.list[ArrayDesc]: ...
 def info(name: str) -> ArrayDesc: ...
+
+class CacheInfo(NamedTuple):
+    hits: int
+    misses: int
+    entries: int
+    nbytes: int
+    max_entries: int
+    max_bytes: int
+
+def cache_info() -> CacheInfo: ...
+def cache_clear() -> None: ...
+def cache_limits(
+    max_entries: int | None = ..., max_bytes: int | None = ...
+) -> tuple[int, int]: ...

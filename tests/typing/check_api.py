@@ -20,6 +20,11 @@ def roundtrip(name: str) -> float:
         assert isinstance(entry_name, str) and isinstance(dims, tuple)
     info = sa.info(name)
     order: str = info.order
+    plain: str = info.name.decode("ascii")
+    stats: sa.CacheInfo = sa.cache_info()
+    limits: tuple[int, int] = sa.cache_limits(max_entries=stats.max_entries)
+    sa.cache_clear()
+    assert plain and limits
     sa.delete(name)
     sa.delete(name + "-copy")
     return float(b.sum() + c.sum()) + size * 0 + len(order) * 0

@@ -31,6 +31,7 @@ from ._core import (
 from ._core import cache_info as _cache_info
 
 from . import _reduce
+from ._temporary import TemporaryArray
 
 _reduce.register()
 
@@ -59,6 +60,7 @@ __all__ = [
     "delete",
     "list",
     "info",
+    "TemporaryArray",
     "cache_info",
     "cache_clear",
     "cache_limits",

@@ -65,7 +65,26 @@ def create(
     dtype: DTypeLike = ...,
     order: str = ...,
     mode: int = ...,
+    exist_ok: bool = ...,
 ) -> npt.NDArray[Any]: ...
+
+class TemporaryArray:
+    """Create (or attach) an array; delete its name when the block ends."""
+
+    name: str
+    array: npt.NDArray[Any]
+    def __init__(
+        self,
+        name: str | None,
+        shape: _ShapeLike,
+        dtype: DTypeLike = ...,
+        order: str = ...,
+        mode: int = ...,
+        exist_ok: bool = ...,
+    ) -> None: ...
+    def __enter__(self) -> npt.NDArray[Any]: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+    def cleanup(self) -> None: ...
 def from_array(name: str, array: ArrayLike, mode: int = ...) -> npt.NDArray[Any]: ...
 def attach(name: str, ro: bool = ...) -> npt.NDArray[Any]: ...
 def delete(name: str) -> None: ...

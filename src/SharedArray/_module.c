@@ -7,7 +7,8 @@
 #include <sys/mman.h>
 
 PyDoc_STRVAR(create_doc,
-"create(name, shape, dtype=float, order='C', mode=0o600)\n--\n\n"
+"create(name, shape, dtype=float, order='C', mode=0o600, exist_ok=False)\n"
+"--\n\n"
 "Create a zero-filled array in shared memory and return it.\n\n"
 "name is 'shm://NAME' (POSIX shared memory), 'file://PATH' (a file), or a\n"
 "bare NAME (= shm://NAME).  shape, dtype and order are as numpy.zeros\n"
@@ -15,7 +16,8 @@ PyDoc_STRVAR(create_doc,
 "boundary; it is created with exactly the permission bits in mode, its\n"
 "space is reserved up front (a full filesystem raises OSError(ENOSPC)),\n"
 "and it appears under name only once complete.\n\n"
-"Raises FileExistsError if name exists.");
+"Raises FileExistsError if name exists, unless exist_ok is true and the\n"
+"array there has this shape, dtype and order: then it is attached.");
 
 PyDoc_STRVAR(from_array_doc,
 "from_array(name, array, mode=0o600)\n--\n\n"

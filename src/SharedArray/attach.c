@@ -41,8 +41,8 @@ map_segment(sa_state *st, PyObject *nameobj, const sa_name *name,
                           !ro);
 }
 
-static PyObject *
-attach_impl(sa_state *st, PyObject *nameobj, const sa_name *name, int ro)
+PyObject *
+sa_attach_impl(sa_state *st, PyObject *nameobj, const sa_name *name, int ro)
 {
     sa_probe p = {.fd = -1};
     sa_layout lay = {.descr = NULL};
@@ -100,5 +100,5 @@ sa_attach(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (a[1] != NULL && (ro = PyObject_IsTrue(a[1])) < 0) {
         return NULL;
     }
-    return attach_impl(sa_get_state(module), a[0], &name, ro);
+    return sa_attach_impl(sa_get_state(module), a[0], &name, ro);
 }

@@ -156,16 +156,144 @@ prepare(sa_create_job *job)
 }
 
 /*
- * Shared by create() and from_array(): src, if given, is copied in before
- * the segment gets its name, so nobody ever sees it half filled.
+ * Makes the segment of job, laid out as lay, and publishes it: the new
+ * array, or NULL with the exception (FileExistsError when the name is
+ * taken).  src, if given, is copied in before the segment gets its name,
+ * so nobody ever sees it half filled.  Leaves nothing behind on failure.
+ */
+static PyObject *
+make_segment(sa_state *st, PyObject *nameobj, sa_create_job *job,
+             const sa_layout *lay, PyArrayObject *src)
+{
+    PyObject *mapping, *arr = NULL, *result = NULL;
+    int err;
+
+    job->out_of_space = 0;
+    err = prepare(job);
+    if (err != 0) {
+        if (err > 0) {
+            sa_raise_errno(err, nameobj);
+        }
+        goto done;
+    }
+    /* The owner takes the map now (and unmaps it if this fails). */
+    mapping = sa_mapping_new(st, job->addr, job->size, lay, nameobj, &job->st,
+                             &job->id, 1);
+    job->addr = NULL;
+    if (mapping == NULL) {
+        goto done;
+    }
+    arr = sa_array_new(mapping);
+    Py_DECREF(mapping);
+    if (arr == NULL) {
+        goto done;
+    }
+    if (src != NULL && PyArray_CopyInto((PyArrayObject *)arr, src) < 0) {
+        goto done;
+    }
+    /* A Ctrl-C that came while we were reserving or copying (perhaps
+     * delivered to another thread, so no EINTR) cancels the create: the
+     * caller gets KeyboardInterrupt, so the name must not appear. */
+    if (PyErr_CheckSignals() < 0) {
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    err = sa_create_publish(job);
+    Py_END_ALLOW_THREADS
+    if (err != 0) {
+        sa_raise_errno(err, nameobj);
+        goto done;
+    }
+    result = arr;
+    arr = NULL;
+done:
+    sa_create_abort(job);
+    Py_XDECREF(arr);
+    return result;
+}
+
+/* A tuple of the first n dims. */
+static PyObject *
+dims_tuple(int n, const int64_t *dims)
+{
+    PyObject *t = PyTuple_New(n);
+    int i;
+
+    for (i = 0; t != NULL && i < n; i++) {
+        PyObject *v = PyLong_FromLongLong(dims[i]);
+        if (v == NULL) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+/*
+ * create(exist_ok=True) found the name taken: the array there, attached
+ * writable, if it is laid out as asked; else FileExistsError naming both
+ * layouts.
+ */
+static PyObject *
+attach_existing(sa_state *st, PyObject *nameobj, const sa_name *name,
+                const sa_layout *want)
+{
+    PyArrayObject *arr;
+    sa_mapping *m;
+    PyObject *have_shape = NULL, *want_shape = NULL, *msg = NULL, *exc;
+    int i, same;
+
+    arr = (PyArrayObject *)sa_attach_impl(st, nameobj, name, 0);
+    if (arr == NULL) {
+        return NULL;
+    }
+    m = (sa_mapping *)PyArray_BASE(arr);
+    same = m->ndim == want->ndim &&
+           PyArray_EquivTypes(m->descr, want->descr) &&
+           (want->ndim < 2 || m->fortran == want->fortran);
+    for (i = 0; same && i < want->ndim; i++) {
+        same = m->dims[i] == want->dims[i];
+    }
+    if (same) {
+        return (PyObject *)arr;
+    }
+    have_shape = dims_tuple(m->ndim, m->dims);
+    want_shape = dims_tuple(want->ndim, want->dims);
+    if (have_shape != NULL && want_shape != NULL) {
+        msg = PyUnicode_FromFormat(
+            "%R exists with shape %R, dtype %R, order '%s'; asked for shape "
+            "%R, dtype %R, order '%s'",
+            nameobj, have_shape, (PyObject *)m->descr,
+            m->fortran ? "F" : "C", want_shape, (PyObject *)want->descr,
+            want->fortran ? "F" : "C");
+    }
+    if (msg != NULL) {
+        exc = PyObject_CallFunction(PyExc_FileExistsError, "iOO", EEXIST, msg,
+                                    nameobj);
+        if (exc != NULL) {
+            PyErr_SetObject(PyExc_FileExistsError, exc);
+            Py_DECREF(exc);
+        }
+    }
+    Py_XDECREF(msg);
+    Py_XDECREF(have_shape);
+    Py_XDECREF(want_shape);
+    Py_DECREF(arr);
+    return NULL;
+}
+
+/*
+ * Shared by create() and from_array(): builds the header once, then makes
+ * the segment (or, with exist_ok, attaches the one that is there).
  */
 static PyObject *
 create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
             shape_t *shape, PyArray_Descr *dtype, int fortran,
-            unsigned int mode, PyArrayObject *src)
+            unsigned int mode, PyArrayObject *src, int exist_ok)
 {
     PyArray_Descr *d = NULL;
-    PyObject *literal = NULL, *mapping, *arr = NULL, *result = NULL;
+    PyObject *literal = NULL, *result = NULL;
     sa_layout lay;
     unsigned char *header = NULL;
     size_t header_len = 0;
@@ -177,7 +305,7 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
         .claim = {.fd = -1, .wait_fd = -1},
     };
     long page;
-    int utf8 = 0, err;
+    int utf8 = 0, err, tries;
 
     d = flatten_subarray(dtype, shape);
     if (d == NULL || sa_descr_check(d, NULL) < 0) {
@@ -219,53 +347,30 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
     /* One spare byte for an empty array: NumPy < 1.25's np.memmap cannot
      * map zero bytes at the very end of a file.  Readers ignore it. */
     job.total = header_len + (nbytes ? nbytes : 1);
-
-    err = prepare(&job);
-    if (err != 0) {
-        if (err > 0) {
-            sa_raise_errno(err, nameobj);
-        }
-        goto done;
-    }
     lay.descr = d;
     lay.ndim = shape->ndim;
     memcpy(lay.dims, shape->dims, sizeof(int64_t) * (size_t)shape->ndim);
     lay.fortran = fortran;
     lay.data_offset = header_len;
     lay.nbytes = nbytes;
-    /* The owner takes the map now (and unmaps it if this fails). */
-    mapping = sa_mapping_new(st, job.addr, job.size, &lay, nameobj, &job.st,
-                             &job.id, 1);
-    job.addr = NULL;
-    if (mapping == NULL) {
-        goto done;
+
+    /* With exist_ok, many processes may race: each either makes the array
+     * or attaches the one another made; one deleted between the two is
+     * made again. */
+    for (tries = 0;; tries++) {
+        result = make_segment(st, nameobj, &job, &lay, src);
+        if (result != NULL || !exist_ok || tries == 16 ||
+            !PyErr_ExceptionMatches(PyExc_FileExistsError)) {
+            break;
+        }
+        PyErr_Clear();
+        result = attach_existing(st, nameobj, name, &lay);
+        if (result != NULL || !PyErr_ExceptionMatches(PyExc_FileNotFoundError)) {
+            break;
+        }
+        PyErr_Clear();
     }
-    arr = sa_array_new(mapping);
-    Py_DECREF(mapping);
-    if (arr == NULL) {
-        goto done;
-    }
-    if (src != NULL && PyArray_CopyInto((PyArrayObject *)arr, src) < 0) {
-        goto done;
-    }
-    /* A Ctrl-C that came while we were reserving or copying (perhaps
-     * delivered to another thread, so no EINTR) cancels the create: the
-     * caller gets KeyboardInterrupt, so the name must not appear. */
-    if (PyErr_CheckSignals() < 0) {
-        goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    err = sa_create_publish(&job);
-    Py_END_ALLOW_THREADS
-    if (err != 0) {
-        sa_raise_errno(err, nameobj);
-        goto done;
-    }
-    result = arr;
-    arr = NULL;
 done:
-    sa_create_abort(&job);
-    Py_XDECREF(arr);
     Py_XDECREF(d);
     Py_XDECREF(literal);
     free(header);
@@ -277,16 +382,17 @@ sa_create(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
           PyObject *kwnames)
 {
     static const char *const names[] = {"name", "shape", "dtype", "order",
-                                        "mode"};
-    PyObject *a[5];
+                                        "mode", "exist_ok"};
+    PyObject *a[6];
     PyArray_Descr *dtype = NULL;
     PyObject *result = NULL;
     sa_name name;
     shape_t shape = {0};
     NPY_ORDER order = NPY_CORDER;
     unsigned int mode;
+    int exist_ok = 0;
 
-    if (sa_parse_args("create", args, nargs, kwnames, names, 5, 2, a) < 0 ||
+    if (sa_parse_args("create", args, nargs, kwnames, names, 6, 2, a) < 0 ||
         sa_name_from_object(a[0], &name) < 0 || convert_shape(a[1], &shape) < 0) {
         return NULL;
     }
@@ -303,8 +409,12 @@ sa_create(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (convert_mode(a[4], &mode) < 0) {
         goto done;
     }
+    if (a[5] != NULL && (exist_ok = PyObject_IsTrue(a[5])) < 0) {
+        goto done;
+    }
     result = create_impl(sa_get_state(module), a[0], &name, &shape, dtype,
-                         order == NPY_FORTRANORDER, (unsigned int)mode, NULL);
+                         order == NPY_FORTRANORDER, (unsigned int)mode, NULL,
+                         exist_ok);
 done:
     Py_XDECREF(dtype);
     return result;
@@ -341,7 +451,7 @@ sa_from_array(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
               !PyArray_IS_C_CONTIGUOUS(src);
     dtype = PyArray_DESCR(src);
     result = create_impl(sa_get_state(module), a[0], &name, &shape, dtype,
-                         fortran, mode, src);
+                         fortran, mode, src, 0);
     Py_DECREF(src);
     return result;
 }

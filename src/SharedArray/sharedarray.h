@@ -162,6 +162,10 @@ PyObject *sa_cache_info(PyObject *module, PyObject *args);
 PyObject *sa_cache_clear(PyObject *module, PyObject *args);
 PyObject *sa_cache_limits(PyObject *module, PyObject *args, PyObject *kwds);
 
+/* attach.c: the array over name (parsed from nameobj), NULL on error. */
+PyObject *sa_attach_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
+                         int ro);
+
 /* One operation per file. */
 PyObject *sa_create(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *kwnames);

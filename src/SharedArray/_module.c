@@ -74,7 +74,7 @@ static PyMethodDef module_methods[] = {
                "Drop every mapping the cache holds; arrays in use stay "
                "valid.")},
     {"cache_limits", (PyCFunction)(void (*)(void))sa_cache_limits,
-     METH_VARARGS | METH_KEYWORDS,
+     METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("cache_limits(max_entries=None, max_bytes=None)\n--\n\n"
                "Set the limits given; return (max_entries, max_bytes) in "
                "force.")},

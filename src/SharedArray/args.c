@@ -1,3 +1,8 @@
+/*
+ * Turning the arguments of METH_FASTCALL functions into C values: the
+ * positional-or-keyword parser every function and method uses, and array
+ * names.
+ */
 #include "sharedarray.h"
 
 #include <errno.h>
@@ -12,6 +17,10 @@ sa_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
 
     for (j = 0; j < nnames; j++) {
         out[j] = NULL;
+    }
+    if (nargs > 0 && nnames == 0) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", fname);
+        return -1;
     }
     if (nargs > nnames) {
         PyErr_Format(PyExc_TypeError,
@@ -101,20 +110,3 @@ sa_name_from_object(PyObject *obj, sa_name *out)
     return 0;
 }
 
-PyObject *
-sa_resolve(PyObject *Py_UNUSED(module), PyObject *name)
-{
-    sa_name parsed;
-
-    if (sa_name_from_object(name, &parsed) < 0) {
-        return NULL;
-    }
-    return PyUnicode_DecodeFSDefault(parsed.path);
-}
-
-PyObject *
-sa_raise_errno(int err, PyObject *name)
-{
-    errno = err;
-    return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, name);
-}

@@ -9,8 +9,6 @@
  */
 #include "sharedarray.h"
 
-#include <fcntl.h>
-
 /* Maps and wraps an opened, validated segment; NULL with an exception. */
 static PyObject *
 map_segment(sa_state *st, PyObject *nameobj, const sa_name *name,
@@ -47,7 +45,6 @@ sa_attach_impl(sa_state *st, PyObject *nameobj, const sa_name *name, int ro)
     sa_probe p = {.fd = -1};
     sa_layout lay = {.descr = NULL};
     PyObject *key, *mapping = NULL, *result = NULL;
-    int err;
 
     key = sa_cache_key(name, !ro);
     if (key == NULL) {
@@ -57,15 +54,9 @@ sa_attach_impl(sa_state *st, PyObject *nameobj, const sa_name *name, int ro)
     if (mapping != NULL || PyErr_Occurred()) {
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS
-    err = sa_probe_open(&p, AT_FDCWD, name->path, !ro,
-                        name->backend == SA_BACKEND_SHM);
-    Py_END_ALLOW_THREADS
-    if (err != 0) {
-        sa_raise_errno(err, nameobj);
-        goto done;
-    }
-    if (sa_probe_resolve(st, &p, nameobj, &lay) < 0) {
+    if (sa_open_segment(&p, nameobj, name, ro ? SA_TO_READ : SA_TO_WRITE) <
+            0 ||
+        sa_segment_layout(st, &p, nameobj, &lay) < 0) {
         goto done;
     }
     mapping = map_segment(st, nameobj, name, &p, &lay, ro);

@@ -258,18 +258,21 @@ sa_cache_clear(PyObject *module, PyObject *Py_UNUSED(args))
 }
 
 PyObject *
-sa_cache_limits(PyObject *module, PyObject *args, PyObject *kwds)
+sa_cache_limits(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
 {
-    static char *kwlist[] = {"max_entries", "max_bytes", NULL};
+    static const char *const names[] = {"max_entries", "max_bytes"};
     sa_state *st = sa_get_state(module);
-    PyObject *entries = Py_None, *bytes = Py_None;
+    PyObject *a[2], *entries, *bytes;
     Py_ssize_t n = st->cache_max_entries;
     unsigned long long b = st->cache_max_bytes;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:cache_limits", kwlist,
-                                     &entries, &bytes)) {
+    if (sa_parse_args("cache_limits", args, nargs, kwnames, names, 2, 0, a) <
+        0) {
         return NULL;
     }
+    entries = a[0] != NULL ? a[0] : Py_None;
+    bytes = a[1] != NULL ? a[1] : Py_None;
     if (entries != Py_None) {
         if (!PyLong_Check(entries) || PyBool_Check(entries)) {
             return PyErr_Format(PyExc_TypeError,

@@ -1,5 +1,6 @@
 /*
- * create(name, shape, dtype=float, order='C', mode=0o600)
+ * create(name, shape, dtype=float, order='C', mode=0o600, exist_ok=False)
+ * and from_array(name, array, mode=0o600)
  *
  * Builds the whole segment under no name (O_TMPFILE), reserves its blocks,
  * and only then links it into place without replacing anything: a racing
@@ -313,7 +314,7 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
     }
     if (sa_header_nbytes(shape->dims, shape->ndim,
                          (uint64_t)PyDataType_ELSIZE(d),
-                         (uint64_t)NPY_MAX_INTP, &nbytes) < 0) {
+                         (uint64_t)NPY_MAX_INTP, &nbytes) != 0) {
         PyErr_Format(PyExc_ValueError,
                      "array is too big: shape times itemsize %zd overflows",
                      (Py_ssize_t)PyDataType_ELSIZE(d));
@@ -329,11 +330,11 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
                           shape->ndim, shape->dims,
                           page > 0 ? (size_t)page : 4096, &header,
                           &header_len);
-    if (err == -2) {
+    if (err == ENOMEM) {
         PyErr_NoMemory();
         goto done;
     }
-    if (err < 0) {
+    if (err != 0) {
         PyErr_SetString(PyExc_ValueError,
                         "dtype description is too long for a .npy header");
         goto done;

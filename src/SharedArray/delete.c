@@ -8,7 +8,6 @@
 #include "sharedarray.h"
 
 #include <errno.h>
-#include <fcntl.h>
 
 static PyObject *
 delete_impl(sa_state *st, PyObject *nameobj, const sa_name *name)
@@ -17,20 +16,11 @@ delete_impl(sa_state *st, PyObject *nameobj, const sa_name *name)
     PyObject *result = NULL;
     int err;
 
-    Py_BEGIN_ALLOW_THREADS
-    err = sa_probe_open(&p, AT_FDCWD, name->path, 0, 1);
-    Py_END_ALLOW_THREADS
-    if (err == ELOOP) {
-        PyErr_Format(PyExc_ValueError,
-                     "%R is a symbolic link, not an array; not deleted",
-                     nameobj);
+    if (sa_open_segment(&p, nameobj, name, SA_TO_DELETE) < 0) {
         return NULL;
     }
-    if (err != 0) {
-        return sa_raise_errno(err, nameobj);
-    }
     /* A damaged header still marks the file as ours; no magic does not. */
-    if (!p.regular || p.status == SA_HDR_NOT_NPY) {
+    if (!p.regular || p.kind == SA_SEG_OTHER) {
         PyErr_Format(PyExc_ValueError,
                      "%R is not an array (%s); not deleted", nameobj,
                      p.regular ? "no .npy header" : "not a regular file");
@@ -40,9 +30,9 @@ delete_impl(sa_state *st, PyObject *nameobj, const sa_name *name)
     err = sa_unlink_checked(&p, name->path);
     Py_END_ALLOW_THREADS
     if (err == ESTALE) {
-        PyErr_Format(PyExc_FileNotFoundError,
-                     "%R was replaced while being deleted; left in place",
-                     nameobj);
+        /* FileNotFoundError, with errno and filename like any other. */
+        sa_raise_errno_msg(ENOENT, nameobj,
+                           "replaced while being deleted; left in place");
         goto done;
     }
     if (err != 0) {

@@ -1,8 +1,10 @@
 /*
- * dtypes in and out of .npy headers.  Plain descrs ("<f8", "|S10",
- * "<M8[ns]") are recognised in C and resolved through a cache; anything
- * else (structured, nested, escaped) goes to SharedArray._format, which
- * uses NumPy's own numpy.lib.format and ast.literal_eval.
+ * dtypes in and out of headers: which dtypes may be shared, the descr
+ * literal written for one, and the dtype read from a .npy header or a 3.x
+ * trailer.  Plain descrs ("<f8", "|S10", "<M8[ns]") are recognised in C and
+ * resolved through a cache; anything else (structured, nested, escaped)
+ * goes to SharedArray._format, which uses NumPy's own numpy.lib.format and
+ * ast.literal_eval.
  */
 #include "sharedarray.h"
 
@@ -175,7 +177,7 @@ descr_literal_eval(sa_state *st, const sa_probe *p, PyObject *name)
     const sa_header *h = &p->hdr;
     PyObject *key = NULL, *text = NULL, *mod = NULL, *res = NULL;
     PyArray_Descr *d = NULL;
-    char tag = h->major == 3 ? 'u' : 'l';
+    char tag = (char)('0' + h->major);
 
     if (h->literal_len > SA_FOREIGN_DESCR_MAX && p->st.st_uid != geteuid()) {
         PyErr_Format(PyExc_ValueError,
@@ -185,8 +187,8 @@ descr_literal_eval(sa_state *st, const sa_probe *p, PyObject *name)
                      name, h->literal_len, SA_FOREIGN_DESCR_MAX);
         return NULL;
     }
-    /* Keyed by encoding and text: bytes never equal the str keys of
-     * plain descrs. */
+    /* Keyed by version (its encoding) and text: bytes never equal the str
+     * keys of plain descrs. */
     key = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)h->literal_len + 1);
     if (key == NULL) {
         goto done;
@@ -201,14 +203,8 @@ descr_literal_eval(sa_state *st, const sa_probe *p, PyObject *name)
     if (PyErr_Occurred()) {
         goto done;
     }
-    if (h->major == 3) {
-        text = PyUnicode_DecodeUTF8(h->literal, (Py_ssize_t)h->literal_len,
-                                    "strict");
-    }
-    else {
-        text = PyUnicode_DecodeLatin1(h->literal, (Py_ssize_t)h->literal_len,
-                                      "strict");
-    }
+    text = PyUnicode_Decode(h->literal, (Py_ssize_t)h->literal_len,
+                            sa_npy_version_of(h->major)->encoding, "strict");
     if (text == NULL) {
         PyErr_Clear();
         invalid(name, "its header is not valid text");
@@ -251,8 +247,8 @@ done:
 }
 
 /* A SharedArray 3.x trailer: NumPy type number plus itemsize. */
-static PyArray_Descr *
-descr_legacy(const sa_probe *p, PyObject *name, uint64_t *nbytes)
+PyArray_Descr *
+sa_descr_of_legacy(const sa_probe *p, PyObject *name, uint64_t *nbytes)
 {
     const sa_legacy *lg = &p->legacy;
     PyArray_Descr *d;
@@ -286,8 +282,8 @@ descr_legacy(const sa_probe *p, PyObject *name, uint64_t *nbytes)
 }
 
 /* The dtype of an intact .npy header, or NULL with ValueError. */
-static PyArray_Descr *
-descr_npy(sa_state *st, const sa_probe *p, PyObject *name)
+PyArray_Descr *
+sa_descr_of_header(sa_state *st, const sa_probe *p, PyObject *name)
 {
     const sa_header *h = &p->hdr;
     sa_simple_descr sd;
@@ -299,110 +295,3 @@ descr_npy(sa_state *st, const sa_probe *p, PyObject *name)
     return descr_literal_eval(st, p, name);
 }
 
-/* Dimensions a subarray dtype adds when NumPy builds the array. */
-static int
-subarray_ndim(PyArray_Descr *d)
-{
-    int n = 0;
-
-    while (PyDataType_HASSUBARRAY(d)) {
-        PyObject *shape = PyDataType_SUBARRAY(d)->shape;
-        n += PyTuple_Check(shape) ? (int)PyTuple_GET_SIZE(shape) : 1;
-        d = PyDataType_SUBARRAY(d)->base;
-    }
-    return n;
-}
-
-int
-sa_probe_resolve(sa_state *st, sa_probe *p, PyObject *name, sa_layout *out)
-{
-    const sa_header *h = &p->hdr;
-    PyArray_Descr *d = NULL;
-    uint64_t room, nbytes;
-    int err, i;
-
-    out->descr = NULL;
-    if (!p->regular) {
-        invalid(name, "not a regular file");
-        return -1;
-    }
-    if (p->status == SA_HDR_NOT_NPY) {
-        invalid(name, "no .npy header");
-        return -1;
-    }
-    if (p->status != SA_HDR_OK && p->status != SA_HDR_LEGACY) {
-        PyErr_Format(PyExc_ValueError, "%R is not a valid array: %s", name,
-                     p->why ? p->why : "corrupt header");
-        return -1;
-    }
-    if (p->status == SA_HDR_OK) {
-        d = descr_npy(st, p, name);
-        if (d == NULL) {
-            return -1;
-        }
-        /* As NumPy counts: zero-length sides aside, the size must fit. */
-        if (sa_header_nbytes(h->dims, h->ndim,
-                             (uint64_t)PyDataType_ELSIZE(d),
-                             (uint64_t)NPY_MAX_INTP, &nbytes) < 0) {
-            Py_DECREF(d);
-            invalid(name, "its shape is too large");
-            return -1;
-        }
-        /*
-         * .npy data runs to the end of the file (ours keep one spare byte
-         * when empty).  If it does not, a 3.x segment whose data happens
-         * to start with a .npy image is told by its trailer: when that
-         * trailer accounts for the file exactly, the file is 3.x's.
-         */
-        if ((uint64_t)p->st.st_size != h->data_offset + nbytes &&
-            (uint64_t)p->st.st_size != h->data_offset + nbytes + 1) {
-            Py_BEGIN_ALLOW_THREADS
-            err = sa_probe_legacy(p, 1);
-            Py_END_ALLOW_THREADS
-            if (err != 0) {
-                Py_DECREF(d);
-                sa_raise_errno(err, name);
-                return -1;
-            }
-            if (p->status == SA_HDR_LEGACY) {
-                Py_CLEAR(d);
-            }
-        }
-    }
-    if (p->status == SA_HDR_LEGACY) {
-        d = descr_legacy(p, name, &nbytes);
-        if (d == NULL) {
-            return -1;
-        }
-    }
-    if (h->ndim + subarray_ndim(d) > SA_RUNTIME_MAXDIMS) {
-        Py_DECREF(d);
-        invalid(name, "its shape (with the dtype's subarray dimensions) has "
-                      "more dimensions than this NumPy supports");
-        return -1;
-    }
-    /* The data must lie inside the file, or touching it would SIGBUS. */
-    if ((uint64_t)p->st.st_size < h->data_offset ||
-        nbytes > (room = (uint64_t)p->st.st_size - h->data_offset)) {
-        Py_DECREF(d);
-        PyErr_Format(PyExc_ValueError,
-                     "%R is not a valid array: file is truncated (%llu "
-                     "bytes of data expected after the header, %llu present)",
-                     name, (unsigned long long)nbytes,
-                     (unsigned long long)((uint64_t)p->st.st_size >
-                                                  h->data_offset
-                                              ? (uint64_t)p->st.st_size -
-                                                    h->data_offset
-                                              : 0));
-        return -1;
-    }
-    out->descr = d;
-    out->ndim = h->ndim;
-    for (i = 0; i < h->ndim; i++) {
-        out->dims[i] = h->dims[i];
-    }
-    out->fortran = h->fortran_order;
-    out->data_offset = h->data_offset;
-    out->nbytes = nbytes;
-    return 0;
-}

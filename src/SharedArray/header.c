@@ -7,10 +7,53 @@
  */
 #include "header.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+
+static const sa_npy_version npy_versions[] = {
+    {.major = 1, .prefix = 10, .len_bytes = 2, .max_len = 0xFFFF,
+     .encoding = "latin1"},
+    {.major = 2, .prefix = 12, .len_bytes = 4, .max_len = 0xFFFFFFFF,
+     .encoding = "latin1"},
+    {.major = 3, .prefix = 12, .len_bytes = 4, .max_len = 0xFFFFFFFF,
+     .encoding = "utf-8"},
+};
+
+const sa_npy_version *
+sa_npy_version_of(int major)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(npy_versions) / sizeof(npy_versions[0]); i++) {
+        if (npy_versions[i].major == major) {
+            return &npy_versions[i];
+        }
+    }
+    return NULL;
+}
+
+/* The little-endian length field of version v at p. */
+static uint64_t
+get_len(const sa_npy_version *v, const unsigned char *p)
+{
+    uint64_t n = 0;
+    size_t i;
+
+    for (i = v->len_bytes; i-- > 0;) {
+        n = n << 8 | p[i];
+    }
+    return n;
+}
+
+/* Header size (prefix, text, newline) padded to a multiple of align. */
+static size_t
+padded_size(const sa_npy_version *v, size_t text_len, size_t align)
+{
+    return (v->prefix + text_len + 1 + align - 1) & ~(align - 1);
+}
 
 typedef struct {
     const char *p;
@@ -329,7 +372,8 @@ sa_hdr_status
 sa_header_parse(const unsigned char *buf, size_t len, sa_header *h,
                 const char **why)
 {
-    size_t prefix, hlen;
+    const sa_npy_version *v;
+    size_t hlen;
     cursor c;
 
     memset(h, 0, sizeof(*h));
@@ -338,34 +382,27 @@ sa_header_parse(const unsigned char *buf, size_t len, sa_header *h,
         memcmp(buf, npy_magic, sizeof(npy_magic)) != 0) {
         return SA_HDR_NOT_NPY;
     }
-    if (len < SA_PREFIX_V1) {
+    if (len < 8) {
         *why = "file ends inside the .npy header";
         return SA_HDR_CORRUPT;
     }
     h->major = buf[6];
-    if (buf[7] != 0 || h->major < 1 || h->major > 3) {
+    v = sa_npy_version_of(h->major);
+    if (buf[7] != 0 || v == NULL) {
         *why = "unsupported .npy format version";
         return SA_HDR_CORRUPT;
     }
-    if (h->major == 1) {
-        prefix = SA_PREFIX_V1;
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
+    if (len < v->prefix) {
+        *why = "file ends inside the .npy header";
+        return SA_HDR_CORRUPT;
     }
-    else {
-        if (len < SA_PREFIX_V2) {
-            *why = "file ends inside the .npy header";
-            return SA_HDR_CORRUPT;
-        }
-        prefix = SA_PREFIX_V2;
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
-               (size_t)buf[11] << 24;
-    }
-    if (hlen > SA_HEADER_MAX) {
+    if (get_len(v, buf + 8) > SA_HEADER_MAX) {
         *why = "header is longer than 1 MiB";
         return SA_HDR_CORRUPT;
     }
-    h->data_offset = prefix + hlen;
-    c.p = (const char *)buf + prefix;
+    hlen = (size_t)get_len(v, buf + 8);
+    h->data_offset = v->prefix + hlen;
+    c.p = (const char *)buf + v->prefix;
     c.end = len < h->data_offset ? (const char *)buf + len : c.p + hlen;
     c.why = NULL;
     if (parse_dict(&c, h) < 0) {
@@ -387,40 +424,40 @@ sa_descr_parse_simple(const char *s, size_t n, sa_simple_descr *out)
     size_t digits = 0;
 
     if (n == 0) {
-        return -1;
+        return EINVAL;
     }
     out->byteorder = '=';
     if (s[0] == '<' || s[0] == '>' || s[0] == '|' || s[0] == '=') {
         out->byteorder = s[i++];
     }
     if (i >= n || strchr("biufcSUVMm", s[i]) == NULL || s[i] == '\0') {
-        return -1;
+        return EINVAL;
     }
     out->kind = s[i++];
     while (i < n && s[i] >= '0' && s[i] <= '9') {
         count = count * 10 + (uint64_t)(s[i++] - '0');
         if (++digits > 12) {
-            return -1;
+            return EINVAL;
         }
     }
     if (digits == 0 || count == 0) {
-        return -1;
+        return EINVAL;
     }
     if ((out->kind == 'M' || out->kind == 'm') && i < n && s[i] == '[') {
         i++;
         while (i < n && s[i] != ']') {
             if (!is_ident_char(s[i])) {
-                return -1;
+                return EINVAL;
             }
             i++;
         }
         if (i >= n) {
-            return -1;
+            return EINVAL;
         }
         i++;
     }
     if (i != n) {
-        return -1;
+        return EINVAL;
     }
     out->itemsize = out->kind == 'U' ? count * 4 : count;
     return 0;
@@ -437,18 +474,18 @@ sa_header_nbytes(const int64_t *dims, int ndim, uint64_t itemsize,
      * other sides must still multiply out within max. */
     for (i = 0; i < ndim; i++) {
         if (dims[i] < 0) {
-            return -1;
+            return EOVERFLOW;
         }
         if (dims[i] == 0) {
             empty = 1;
             continue;
         }
         if (__builtin_mul_overflow(total, (uint64_t)dims[i], &total)) {
-            return -1;
+            return EOVERFLOW;
         }
     }
     if (total > max) {
-        return -1;
+        return EOVERFLOW;
     }
     *nbytes = empty ? 0 : total;
     return 0;
@@ -479,22 +516,27 @@ sa_header_build(const char *descr_literal, size_t descr_len, int utf8,
     static const char k_order[] = ", 'fortran_order': ";
     static const char k_shape[] = ", 'shape': (";
     static const char k_end[] = "), }";
+    const sa_npy_version *v;
     char *text = NULL;
     unsigned char *buf = NULL;
-    size_t cap, n = 0, prefix, total, hlen;
-    int major, i, rc = -1;
+    size_t cap, n = 0, total, hlen, i;
+    int d, err = EINVAL;
 
     *out = NULL;
     *out_len = 0;
     if (ndim < 0 || ndim > SA_MAXDIMS || align < 16 ||
-        (align & (align - 1)) != 0 || descr_len > SA_HEADER_MAX) {
+        (align & (align - 1)) != 0) {
+        goto done;
+    }
+    if (descr_len > SA_HEADER_MAX) {
+        err = E2BIG;
         goto done;
     }
     cap = descr_len + sizeof(k_descr) + sizeof(k_order) + sizeof(k_shape) +
           sizeof(k_end) + 8 + (size_t)ndim * 24;
     text = malloc(cap);
     if (text == NULL) {
-        rc = -2;
+        err = ENOMEM;
         goto done;
     }
     memcpy(text + n, k_descr, sizeof(k_descr) - 1);
@@ -507,15 +549,15 @@ sa_header_build(const char *descr_literal, size_t descr_len, int utf8,
     n += fortran_order ? 4 : 5;
     memcpy(text + n, k_shape, sizeof(k_shape) - 1);
     n += sizeof(k_shape) - 1;
-    for (i = 0; i < ndim; i++) {
-        if (dims[i] < 0) {
+    for (d = 0; d < ndim; d++) {
+        if (dims[d] < 0) {
             goto done;
         }
-        if (i > 0) {
+        if (d > 0) {
             text[n++] = ',';
             text[n++] = ' ';
         }
-        n += put_u64(text + n, (uint64_t)dims[i]);
+        n += put_u64(text + n, (uint64_t)dims[d]);
     }
     if (ndim == 1) {
         text[n++] = ',';
@@ -523,42 +565,39 @@ sa_header_build(const char *descr_literal, size_t descr_len, int utf8,
     memcpy(text + n, k_end, sizeof(k_end) - 1);
     n += sizeof(k_end) - 1;
 
-    /* Version 1.0 while the length fits in 16 bits and the text is ASCII. */
-    prefix = SA_PREFIX_V1;
-    major = 1;
-    total = (prefix + n + 1 + align - 1) & ~(align - 1);
-    if (utf8 || total - prefix > 0xFFFF) {
-        prefix = SA_PREFIX_V2;
-        major = utf8 ? 3 : 2;
-        total = (prefix + n + 1 + align - 1) & ~(align - 1);
+    /* Version 1.0 while the length fits its field and the text is ASCII,
+     * as NumPy chooses. */
+    v = sa_npy_version_of(utf8 ? 3 : 1);
+    total = padded_size(v, n, align);
+    if (total - v->prefix > v->max_len) {
+        v = sa_npy_version_of(2);
+        total = padded_size(v, n, align);
     }
-    hlen = total - prefix;
+    hlen = total - v->prefix;
     if (hlen > SA_HEADER_MAX) {
+        err = E2BIG;
         goto done;
     }
     buf = malloc(total);
     if (buf == NULL) {
-        rc = -2;
+        err = ENOMEM;
         goto done;
     }
     memcpy(buf, npy_magic, sizeof(npy_magic));
-    buf[6] = (unsigned char)major;
+    buf[6] = (unsigned char)v->major;
     buf[7] = 0;
-    buf[8] = (unsigned char)(hlen & 0xFF);
-    buf[9] = (unsigned char)((hlen >> 8) & 0xFF);
-    if (major > 1) {
-        buf[10] = (unsigned char)((hlen >> 16) & 0xFF);
-        buf[11] = (unsigned char)((hlen >> 24) & 0xFF);
+    for (i = 0; i < v->len_bytes; i++) {
+        buf[8 + i] = (unsigned char)((hlen >> (8 * i)) & 0xFF);
     }
-    memcpy(buf + prefix, text, n);
-    memset(buf + prefix + n, ' ', total - prefix - n - 1);
+    memcpy(buf + v->prefix, text, n);
+    memset(buf + v->prefix + n, ' ', total - v->prefix - n - 1);
     buf[total - 1] = '\n';
     *out = buf;
     *out_len = total;
     buf = NULL;
-    rc = 0;
+    err = 0;
 done:
     free(text);
     free(buf);
-    return rc;
+    return err;
 }

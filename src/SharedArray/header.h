@@ -12,17 +12,29 @@
 #define SA_MAXDIMS 64
 /* A header longer than this is refused: no sane dtype needs more. */
 #define SA_HEADER_MAX (1u << 20)
-/* Bytes before the header text: magic(6) + version(2) + length(2 or 4). */
-#define SA_PREFIX_V1 10
-#define SA_PREFIX_V2 12
+
+/*
+ * What each .npy version means, as NumPy's numpy.lib.format keeps it in one
+ * table: the bytes before the header text (magic, version, a little-endian
+ * length of len_bytes), the longest length that field holds, and the text's
+ * encoding ("latin1" or "utf-8", as Python names them).
+ */
+typedef struct {
+    int major;
+    size_t prefix;
+    size_t len_bytes;
+    uint64_t max_len;
+    const char *encoding;
+} sa_npy_version;
+
+/* The entry for major, or NULL for a version we do not know. */
+const sa_npy_version *sa_npy_version_of(int major);
 
 typedef enum {
     SA_HDR_OK = 0,
     SA_HDR_NOT_NPY,     /* no .npy magic: some other file */
     SA_HDR_NEED_MORE,   /* valid so far; header is data_offset bytes long */
     SA_HDR_CORRUPT,     /* has the magic but does not parse; see why */
-    SA_HDR_LEGACY,      /* no .npy magic, but a SharedArray 3.x trailer
-                         * (set by sa_probe_open, never by the parser) */
 } sa_hdr_status;
 
 typedef struct {
@@ -64,8 +76,8 @@ typedef struct {
 
 /*
  * Returns 0 if [s, s+n) is a plain descr of a kind that holds no pointers,
- * -1 otherwise (object dtypes, unknown kinds, anything odd: the caller then
- * lets NumPy judge it).
+ * EINVAL otherwise (object dtypes, unknown kinds, anything odd: the caller
+ * then lets NumPy judge it).
  */
 int sa_descr_parse_simple(const char *s, size_t n, sa_simple_descr *out);
 
@@ -74,17 +86,18 @@ int sa_descr_parse_simple(const char *s, size_t n, sa_simple_descr *out);
  * descr (with its quotes or brackets), utf8 says it holds non-ASCII bytes.
  * The data offset is rounded up to a multiple of align (a power of two).
  * On success returns 0 and a malloc'd buffer of *out_len bytes (== the data
- * offset) that the caller frees; returns -1 when the header would be too
- * long or an argument is invalid, -2 when out of memory.
+ * offset) that the caller frees; else an errno value: E2BIG when the header
+ * would be longer than SA_HEADER_MAX, EINVAL for an invalid argument,
+ * ENOMEM.
  */
 int sa_header_build(const char *descr_literal, size_t descr_len, int utf8,
                     int fortran_order, int ndim, const int64_t *dims,
                     size_t align, unsigned char **out, size_t *out_len);
 
 /*
- * nbytes = itemsize * prod(dims); returns -1 if itemsize times the product
- * of the non-zero dims exceeds max (NumPy refuses such shapes even when a
- * zero makes the array empty).
+ * nbytes = itemsize * prod(dims); returns 0, or EOVERFLOW if itemsize times
+ * the product of the non-zero dims exceeds max (NumPy refuses such shapes
+ * even when a zero makes the array empty) or a dim is negative.
  */
 int sa_header_nbytes(const int64_t *dims, int ndim, uint64_t itemsize,
                      uint64_t max, uint64_t *nbytes);

@@ -6,8 +6,6 @@
  */
 #include "sharedarray.h"
 
-#include <fcntl.h>
-
 PyObject *
 sa_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         PyObject *kwnames)
@@ -16,18 +14,13 @@ sa_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     PyObject *a[1], *entry;
     sa_name name;
     sa_probe p;
-    int err;
 
     if (sa_parse_args("info", args, nargs, kwnames, names, 1, 1, a) < 0 ||
         sa_name_from_object(a[0], &name) < 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    err = sa_probe_open(&p, AT_FDCWD, name.path, 0,
-                        name.backend == SA_BACKEND_SHM);
-    Py_END_ALLOW_THREADS
-    if (err != 0) {
-        return sa_raise_errno(err, a[0]);
+    if (sa_open_segment(&p, a[0], &name, SA_TO_READ) < 0) {
+        return NULL;
     }
     entry = sa_entry_new(sa_get_state(module), a[0], &p);
     sa_probe_close(&p);

@@ -29,7 +29,8 @@ typedef struct {
 
 /*
  * tail holds the last n bytes of a file of file_size bytes.  Returns 0 if
- * they end with a consistent 3.x trailer whose data fits in the file.
+ * they end with a consistent 3.x trailer whose data fits in the file, else
+ * EINVAL.
  */
 int sa_legacy_parse(const unsigned char *tail, size_t n, uint64_t file_size,
                     sa_legacy *out);

@@ -3,8 +3,8 @@
  *
  * Linux keeps POSIX shared memory as files in a tmpfs, so listing is a scan
  * of that directory: each entry is opened and its header read with pread
- * (nothing is mapped).  Files that are not valid arrays, or that we may
- * not read, are skipped.
+ * (nothing is mapped), and remembered until its statx changes.  Files that
+ * are not valid arrays, or that we may not read, are skipped.
  */
 #include "sharedarray.h"
 
@@ -13,133 +13,6 @@
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
-
-static PyStructSequence_Field entry_fields[] = {
-    {"name", "name as attach() takes it (list(): the bare shm name)"},
-    {"dtype", "numpy.dtype of the elements"},
-    {"dims", "shape, a tuple of ints"},
-    {"nbytes", "size of the data in bytes"},
-    {"order", "'C' or 'F'"},
-    {"mode", "permission bits of the segment"},
-    {"uid", "owner's user id"},
-    {"mtime", "last modification, seconds since the epoch"},
-    {"format", "'npy', or 'sharedarray3' for a SharedArray 3.x segment"},
-    {NULL, NULL},
-};
-
-PyStructSequence_Desc sa_entry_desc = {
-    .name = "SharedArray.ArrayDesc",
-    .doc = "An array described by SharedArray.list() or SharedArray.info().",
-    .fields = entry_fields,
-    /* (name, dtype, dims) unpack as in SharedArray 3.x; nbytes is extra. */
-    .n_in_sequence = 3,
-};
-
-/*
- * ArrayDesc.name: a str, as new code wants, whose decode() gives the name
- * back as SharedArray 3.x code expects of the bytes it used to get there
- * (e.name.decode(), e.name.decode("ascii")): the file name's bytes
- * (os.fsencode) decoded as asked, so the result is a plain str.
- */
-static PyObject *
-name_decode(PyObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"encoding", "errors", NULL};
-    const char *encoding = "utf-8", *errors = "strict";
-    PyObject *raw, *res;
-
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ss:decode", kwlist,
-                                     &encoding, &errors)) {
-        return NULL;
-    }
-    raw = PyUnicode_EncodeFSDefault(self);
-    if (raw == NULL) {
-        return NULL;
-    }
-    res = PyUnicode_Decode(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
-                           encoding, errors);
-    Py_DECREF(raw);
-    return res;
-}
-
-static PyMethodDef name_methods[] = {
-    {"decode", (PyCFunction)(void (*)(void))name_decode,
-     METH_VARARGS | METH_KEYWORDS,
-     PyDoc_STR("decode(encoding='utf-8', errors='strict')\n--\n\n"
-               "The name as SharedArray 3.x code decodes it: "
-               "os.fsencode(name).decode(encoding, errors), a plain str.")},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyType_Slot name_slots[] = {
-    {Py_tp_methods, name_methods},
-    {Py_tp_doc,
-     PyDoc_STR("The name of an array in an ArrayDesc: a str that also has "
-               "3.x's bytes.decode().")},
-    {0, NULL},
-};
-
-PyType_Spec sa_name_spec = {
-    .name = "SharedArray.ArrayName",
-    .basicsize = 0,
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
-    .slots = name_slots,
-};
-
-PyObject *
-sa_entry_new(sa_state *st, PyObject *name, sa_probe *p)
-{
-    PyObject *entry = NULL, *v;
-    sa_layout lay;
-    int i;
-
-    if (sa_probe_resolve(st, p, name, &lay) < 0) {
-        return NULL;
-    }
-    entry = PyStructSequence_New(st->entry_type);
-    if (entry == NULL) {
-        Py_DECREF(lay.descr);
-        return NULL;
-    }
-    /* A failed item leaves NULL in place, which the entry's dealloc skips. */
-    PyStructSequence_SET_ITEM(entry, 0,
-                              PyObject_CallOneArg((PyObject *)st->name_type,
-                                                  name));
-    PyStructSequence_SET_ITEM(entry, 1, (PyObject *)lay.descr);
-    v = PyTuple_New(lay.ndim);
-    for (i = 0; v != NULL && i < lay.ndim; i++) {
-        PyObject *dim = PyLong_FromLongLong(lay.dims[i]);
-        if (dim == NULL) {
-            Py_CLEAR(v);
-            break;
-        }
-        PyTuple_SET_ITEM(v, i, dim);
-    }
-    PyStructSequence_SET_ITEM(entry, 2, v);
-    PyStructSequence_SET_ITEM(entry, 3,
-                              PyLong_FromUnsignedLongLong(lay.nbytes));
-    PyStructSequence_SET_ITEM(
-        entry, 4, PyUnicode_FromString(lay.fortran ? "F" : "C"));
-    PyStructSequence_SET_ITEM(entry, 5,
-                              PyLong_FromLong((long)(p->st.st_mode & 07777)));
-    PyStructSequence_SET_ITEM(entry, 6,
-                              PyLong_FromUnsignedLong((unsigned long)p->st.st_uid));
-    PyStructSequence_SET_ITEM(
-        entry, 7,
-        PyFloat_FromDouble((double)p->st.st_mtim.tv_sec +
-                           (double)p->st.st_mtim.tv_nsec * 1e-9));
-    PyStructSequence_SET_ITEM(
-        entry, 8,
-        PyUnicode_FromString(p->status == SA_HDR_LEGACY ? "sharedarray3"
-                                                        : "npy"));
-    for (i = 0; i < 9; i++) {
-        if (PyStructSequence_GET_ITEM(entry, i) == NULL) {
-            Py_DECREF(entry);
-            return NULL;
-        }
-    }
-    return entry;
-}
 
 /* An entry for a directory entry, Py_None to skip it, NULL on error. */
 static PyObject *
@@ -206,14 +79,15 @@ list_one(sa_state *st, int dirfd, const char *fname, PyObject *key,
     sa_probe p;
     int err;
 
-    Py_BEGIN_ALLOW_THREADS
-    err = sa_probe_open(&p, dirfd, fname, 0, 1);
-    Py_END_ALLOW_THREADS
+    err = sa_probe_py(&p, dirfd, fname, 0, 1);
+    if (err < 0) {
+        return NULL;      /* a signal handler raised */
+    }
     if (err != 0) {
         Py_RETURN_NONE;   /* vanished, or not ours to read */
     }
     Py_INCREF(entry);
-    if (p.regular && (p.status == SA_HDR_OK || p.status == SA_HDR_LEGACY)) {
+    if (p.regular && (p.kind == SA_SEG_NPY || p.kind == SA_SEG_LEGACY)) {
         Py_DECREF(entry);
         entry = make_entry(st, fname, &p);
     }
@@ -232,7 +106,7 @@ list_one(sa_state *st, int dirfd, const char *fname, PyObject *key,
 }
 
 PyObject *
-sa_list(PyObject *module, PyObject *const *Py_UNUSED(args), Py_ssize_t nargs,
+sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         PyObject *kwnames)
 {
     sa_state *st = sa_get_state(module);
@@ -246,8 +120,7 @@ sa_list(PyObject *module, PyObject *const *Py_UNUSED(args), Py_ssize_t nargs,
     uid_t euid = geteuid();
     int err;
 
-    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "list() takes no arguments");
+    if (sa_parse_args("list", args, nargs, kwnames, NULL, 0, 0, NULL) < 0) {
         return NULL;
     }
     result = PyList_New(0);

@@ -6,6 +6,7 @@
 #include "sharedarray.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <structmember.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -124,14 +125,27 @@ mapping_dealloc(PyObject *op)
 
 /* mlock, munlock and msync may block for long: without the GIL. */
 static PyObject *
-mapping_msync(PyObject *op, PyObject *args, PyObject *kwds)
+mapping_msync(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
 {
-    static char *kwlist[] = {"flags", NULL};
+    static const char *const names[] = {"flags"};
     sa_mapping *self = (sa_mapping *)op;
+    PyObject *a[1];
     int flags = MS_SYNC, rc, err = 0;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|i:msync", kwlist, &flags)) {
+    if (sa_parse_args("msync", args, nargs, kwnames, names, 1, 0, a) < 0) {
         return NULL;
+    }
+    if (a[0] != NULL) {
+        long v = PyLong_AsLong(a[0]);
+        if (v == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (v < INT_MIN || v > INT_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "flags out of range");
+            return NULL;
+        }
+        flags = (int)v;
     }
     Py_BEGIN_ALLOW_THREADS
     rc = msync(self->map_addr, self->map_size, flags);
@@ -188,38 +202,9 @@ mapping_get_size(PyObject *op, void *Py_UNUSED(closure))
 }
 
 static PyObject *
-identity_tuple(const sa_ident *id)
-{
-    return Py_BuildValue("(KKLk)", (unsigned long long)id->dev,
-                         (unsigned long long)id->ino,
-                         (long long)id->btime_sec,
-                         (unsigned long)id->btime_nsec);
-}
-
-PyObject *
-sa_identity_of(PyObject *Py_UNUSED(module), PyObject *nameobj)
-{
-    sa_name name;
-    struct stat st;
-    sa_ident id;
-    int err;
-
-    if (sa_name_from_object(nameobj, &name) < 0) {
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    err = sa_stat(-1, name.path, name.backend == SA_BACKEND_SHM, &st, &id);
-    Py_END_ALLOW_THREADS
-    if (err != 0) {
-        return sa_raise_errno(err, nameobj);
-    }
-    return identity_tuple(&id);
-}
-
-static PyObject *
 mapping_get_identity(PyObject *op, void *Py_UNUSED(closure))
 {
-    return identity_tuple(&((sa_mapping *)op)->id);
+    return sa_identity_tuple(&((sa_mapping *)op)->id);
 }
 
 static PyObject *
@@ -251,7 +236,7 @@ mapping_repr(PyObject *op)
 
 static PyMethodDef mapping_methods[] = {
     {"msync", (PyCFunction)(void (*)(void))mapping_msync,
-     METH_VARARGS | METH_KEYWORDS,
+     METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("msync(flags=MS_SYNC)\n--\n\n"
                "Flush the mapping to its backing file (msync(2)); flags is "
                "MS_SYNC, MS_ASYNC, optionally | MS_INVALIDATE.")},

@@ -1,3 +1,7 @@
+/*
+ * Array names to paths: "shm://NAME", "file://PATH" or a bare NAME, parsed
+ * so that a shm name never leaves the shm directory.  Pure C, fuzzed.
+ */
 /* memmem */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -1,4 +1,10 @@
-/* mkostemp, O_TMPFILE, AT_EMPTY_PATH */
+/*
+ * The system calls behind the operations, pure C returning errno values:
+ * stat with identity, probing (open and read the header without mapping),
+ * reserving holes, mapping, creating out of sight and publishing, checked
+ * unlink.
+ */
+/* mkostemp, O_TMPFILE, AT_EMPTY_PATH, statx, fallocate */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -21,18 +27,18 @@
 #define TMPFS_MAGIC 0x01021994
 #endif
 
-/* pread until n bytes or end of file; returns bytes read or -errno. */
+/*
+ * pread of n bytes at offset until they are all read or the file ends;
+ * returns the bytes read, or -errno (EINTR included: the caller decides).
+ */
 static ssize_t
-read_full(int fd, unsigned char *buf, size_t n)
+read_full(int fd, unsigned char *buf, size_t n, off_t offset)
 {
     size_t got = 0;
 
     while (got < n) {
-        ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
+        ssize_t r = pread(fd, buf + got, n - got, offset + (off_t)got);
         if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
             return -errno;
         }
         if (r == 0) {
@@ -99,9 +105,9 @@ int
 sa_probe_legacy(sa_probe *p, int exact)
 {
     unsigned char tail[SA_LEGACY_TAIL_MAX];
-    size_t n = SA_LEGACY_TAIL_MAX, got = 0;
+    size_t n = SA_LEGACY_TAIL_MAX;
+    ssize_t got;
     sa_legacy lg;
-    off_t at;
     int i;
 
     if ((uint64_t)p->st.st_size < SA_LEGACY_TRAILER_32) {
@@ -110,26 +116,19 @@ sa_probe_legacy(sa_probe *p, int exact)
     if ((uint64_t)p->st.st_size < n) {
         n = (size_t)p->st.st_size;
     }
-    at = p->st.st_size - (off_t)n;
-    while (got < n) {
-        ssize_t r = pread(p->fd, tail + got, n - got, at + (off_t)got);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            return errno;
-        }
-        if (r == 0) {
-            return 0;  /* shrank under us: not an array */
-        }
-        got += (size_t)r;
+    got = read_full(p->fd, tail, n, p->st.st_size - (off_t)n);
+    if (got < 0) {
+        return (int)-got;
+    }
+    if ((size_t)got < n) {
+        return 0;  /* shrank under us: not an array */
     }
     if (sa_legacy_parse(tail, n, (uint64_t)p->st.st_size, &lg) != 0 ||
         (exact && lg.size + lg.trailer_len != (uint64_t)p->st.st_size)) {
         return 0;
     }
     p->legacy = lg;
-    p->status = SA_HDR_LEGACY;
+    p->kind = SA_SEG_LEGACY;
     p->why = NULL;
     memset(&p->hdr, 0, sizeof(p->hdr));
     p->hdr.ndim = lg.ndim;
@@ -139,35 +138,78 @@ sa_probe_legacy(sa_probe *p, int exact)
     return 0;
 }
 
+/* The header at the start of p's file: p->kind NPY, DAMAGED or OTHER. */
+static int
+read_header(sa_probe *p)
+{
+    sa_hdr_status status;
+    size_t want = sizeof(p->small);
+    ssize_t got;
+
+    p->buf = p->small;
+    if ((uint64_t)p->st.st_size < want) {
+        want = (size_t)p->st.st_size;
+    }
+    got = read_full(p->fd, p->buf, want, 0);
+    if (got < 0) {
+        return (int)-got;
+    }
+    p->buf_len = (size_t)got;
+    status = sa_header_parse(p->buf, p->buf_len, &p->hdr, &p->why);
+    if (status == SA_HDR_NEED_MORE) {
+        /* A long header (many fields); its length is capped by the parser. */
+        want = p->hdr.data_offset;
+        if ((uint64_t)p->st.st_size < want) {
+            p->kind = SA_SEG_DAMAGED;
+            p->why = "file is shorter than its header";
+            return 0;
+        }
+        p->buf = malloc(want);
+        if (p->buf == NULL) {
+            return ENOMEM;
+        }
+        got = read_full(p->fd, p->buf, want, 0);
+        if (got < 0) {
+            return (int)-got;
+        }
+        p->buf_len = (size_t)got;
+        status = sa_header_parse(p->buf, p->buf_len, &p->hdr, &p->why);
+        if (status == SA_HDR_NEED_MORE) {
+            status = SA_HDR_CORRUPT;
+            p->why = "file is shorter than its header";
+        }
+    }
+    p->kind = status == SA_HDR_OK        ? SA_SEG_NPY
+              : status == SA_HDR_CORRUPT ? SA_SEG_DAMAGED
+                                         : SA_SEG_OTHER;
+    return 0;
+}
+
 int
 sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
               int nofollow)
 {
     int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK |
                 (nofollow ? O_NOFOLLOW : 0);
-    size_t want;
-    ssize_t got;
     int err = 0;
 
     p->fd = -1;
     p->buf = NULL;
     p->regular = 0;
-    p->status = SA_HDR_NOT_NPY;
+    p->kind = SA_SEG_OTHER;
     p->why = NULL;
     /* O_NONBLOCK: a FIFO planted under an array's name must not hang us. */
-    do {
-        p->fd = openat(dirfd, path, flags);
-    } while (p->fd < 0 && errno == EINTR);
+    p->fd = openat(dirfd, path, flags);
     if (p->fd < 0) {
         err = errno;
-        /* A socket or device node under the name cannot be opened, but it
-         * is still "not an array", not an I/O error. */
-        /* EACCES too: a device node on a nodev mount cannot be opened
-         * by anyone; a regular file we may not open stays EACCES. */
+        /* A socket or device node under the name cannot be opened (on a
+         * nodev mount not even by root: EACCES), but it is still "not an
+         * array", not an I/O error; a regular file we may not open stays
+         * EACCES. */
         if ((err == ENXIO || err == ENODEV || err == EOPNOTSUPP ||
              err == EISDIR || err == EACCES) &&
-            fstatat(dirfd, path, &p->st, nofollow ? AT_SYMLINK_NOFOLLOW : 0) ==
-                0 &&
+            sa_statat(dirfd, path, nofollow ? AT_SYMLINK_NOFOLLOW : 0, &p->st,
+                      &p->id) == 0 &&
             !S_ISREG(p->st.st_mode)) {
             return 0;
         }
@@ -180,47 +222,13 @@ sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
     if (!p->regular) {
         return 0;
     }
-    p->buf = p->small;
-    want = sizeof(p->small);
-    if ((uint64_t)p->st.st_size < want) {
-        want = (size_t)p->st.st_size;
-    }
-    got = read_full(p->fd, p->buf, want);
-    if (got < 0) {
-        err = (int)-got;
+    if ((err = read_header(p)) != 0) {
         goto error;
-    }
-    p->buf_len = (size_t)got;
-    p->status = sa_header_parse(p->buf, p->buf_len, &p->hdr, &p->why);
-    if (p->status == SA_HDR_NEED_MORE) {
-        /* A long header (many fields); its length is capped by the parser. */
-        want = p->hdr.data_offset;
-        if ((uint64_t)p->st.st_size < want) {
-            p->status = SA_HDR_CORRUPT;
-            p->why = "file is shorter than its header";
-            return 0;
-        }
-        p->buf = malloc(want);
-        if (p->buf == NULL) {
-            err = ENOMEM;
-            goto error;
-        }
-        got = read_full(p->fd, p->buf, want);
-        if (got < 0) {
-            err = (int)-got;
-            goto error;
-        }
-        p->buf_len = (size_t)got;
-        p->status = sa_header_parse(p->buf, p->buf_len, &p->hdr, &p->why);
-        if (p->status == SA_HDR_NEED_MORE) {
-            p->status = SA_HDR_CORRUPT;
-            p->why = "file is shorter than its header";
-        }
     }
     /* A 3.x segment may hold anything at offset 0, even bytes that look
      * like (a damaged) .npy header; an intact .npy header is weighed
      * against a trailer later, once its data size is known. */
-    if (p->status != SA_HDR_OK && (err = sa_probe_legacy(p, 0)) != 0) {
+    if (p->kind != SA_SEG_NPY && (err = sa_probe_legacy(p, 0)) != 0) {
         goto error;
     }
     return 0;
@@ -293,7 +301,7 @@ sa_reserve(int fd, const struct stat *st, uint64_t len, int trust_blocks)
 }
 
 /* Writes len bytes at offset 0; 0 or the errno (a short write is retried,
- * so the error is the real one: ENOSPC, EFBIG...). */
+ * so the error is the real one: ENOSPC, EFBIG, or EINTR). */
 static int
 pwrite_full(int fd, const unsigned char *buf, size_t len)
 {
@@ -302,10 +310,7 @@ pwrite_full(int fd, const unsigned char *buf, size_t len)
 
     while (done < len) {
         r = pwrite(fd, buf + done, len - done, (off_t)done);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
+        if (r < 0) {   /* EINTR too: prepare starts again after handlers */
             return errno;
         }
         if (r == 0) {

@@ -36,17 +36,25 @@ int sa_stat(int fd, const char *path, int nofollow, struct stat *st,
 int sa_statat(int dirfd, const char *path, int flags, struct stat *st,
               sa_ident *id);
 
+/* What an opened file turned out to be. */
+typedef enum {
+    SA_SEG_OTHER,     /* not an array: no .npy magic, no 3.x trailer */
+    SA_SEG_NPY,       /* an intact .npy header */
+    SA_SEG_DAMAGED,   /* the .npy magic, but a header that does not parse */
+    SA_SEG_LEGACY,    /* a SharedArray 3.x trailer */
+} sa_seg_kind;
+
 /* What an open segment looks like before anything is mapped. */
 typedef struct {
     int fd;                  /* -1 when closed */
     struct stat st;
     sa_ident id;
     int regular;             /* st is a regular file */
-    sa_hdr_status status;    /* outcome of parsing the header */
-    const char *why;         /* reason when status is SA_HDR_CORRUPT */
+    sa_seg_kind kind;
+    const char *why;         /* the defect when kind is SA_SEG_DAMAGED */
     sa_header hdr;           /* spans point into buf; for a 3.x segment
                               * only ndim, dims and data_offset (0) */
-    sa_legacy legacy;        /* when status is SA_HDR_LEGACY */
+    sa_legacy legacy;        /* when kind is SA_SEG_LEGACY */
     unsigned char *buf;      /* small, or malloc'd for long headers */
     size_t buf_len;
     unsigned char small[1024];  /* enough for all but many-field dicts,
@@ -57,15 +65,17 @@ typedef struct {
  * Opens path relative to dirfd (AT_FDCWD for none), read-write if writable,
  * without following a final symlink if nofollow, and reads and parses the
  * header without mapping anything.  On 0 the caller owns p->fd (and p->buf)
- * and must call sa_probe_close; on error nothing is left open.
+ * and must call sa_probe_close; on error nothing is left open.  EINTR is
+ * returned, not retried: the caller runs signal handlers first (PEP 475).
  */
 int sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
                   int nofollow);
+
 void sa_probe_close(sa_probe *p);
 
 /*
  * Looks for a SharedArray 3.x trailer at the end of p's file; on finding a
- * consistent one sets p->status to SA_HDR_LEGACY and p->hdr's shape.  With
+ * consistent one sets p->kind to SA_SEG_LEGACY and p->hdr's shape.  With
  * exact, only a trailer whose data and trailer make up the whole file
  * counts (the evidence that outweighs a .npy header at offset 0).
  */

@@ -94,20 +94,51 @@ sa_get_state(PyObject *module)
     return (sa_state *)PyModule_GetState(module);
 }
 
-/* args.c: METH_FASTCALL argument parsing, names, errors. */
+/* args.c: turning METH_FASTCALL arguments into C values. */
 int sa_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames, const char *const *names, int nnames,
                   int nrequired, PyObject **out);
+/* A name argument (str; os.fsencode'd when it is not UTF-8) parsed. */
 int sa_name_from_object(PyObject *obj, sa_name *out);
-/* _resolve(name): the file path a name stands for. */
-PyObject *sa_resolve(PyObject *module, PyObject *name);
+
+/* errors.c: every failed system call reaches Python through here. */
 /* Raises the OSError subclass that matches err, carrying name; NULL. */
 PyObject *sa_raise_errno(int err, PyObject *name);
+/* The same with a message of our own instead of strerror(err). */
+PyObject *sa_raise_errno_msg(int err, PyObject *name, const char *msg);
+
+/* lookup.c: what a name refers to now, for the pickling reducer. */
+/* _resolve(name): the file path a name stands for. */
+PyObject *sa_resolve(PyObject *module, PyObject *name);
+/* _identity_of(name): the identity of the file now under name, as
+ * Mapping._identity gives it for the file mapped. */
+PyObject *sa_identity_of(PyObject *module, PyObject *name);
+/* (dev, ino, birth seconds, birth nanoseconds) */
+PyObject *sa_identity_tuple(const sa_ident *id);
 
 /* descr.c: dtypes in and out of headers. */
 /* Refuses dtypes that cannot be shared; name (or NULL) is the segment. */
 int sa_descr_check(PyArray_Descr *d, PyObject *name);
 PyObject *sa_descr_literal(PyArray_Descr *d, int *utf8);
+/* The dtype of p's intact .npy header; NULL with ValueError naming it. */
+PyArray_Descr *sa_descr_of_header(sa_state *st, const sa_probe *p,
+                                  PyObject *name);
+/* The dtype of p's 3.x trailer, and its data size. */
+PyArray_Descr *sa_descr_of_legacy(const sa_probe *p, PyObject *name,
+                                  uint64_t *nbytes);
+
+/* validate.c: opening and validating segments. */
+/* Why a named segment is opened; decides the flags (the one place). */
+typedef enum { SA_TO_READ, SA_TO_WRITE, SA_TO_DELETE } sa_purpose;
+/*
+ * sa_probe_open with the GIL released, retried after signal handlers ran
+ * when interrupted: 0, an errno value, or -1 when a handler raised.
+ */
+int sa_probe_py(sa_probe *p, int dirfd, const char *path, int writable,
+                int nofollow);
+/* Opens name for purpose; -1 with OSError naming it (or a handler's). */
+int sa_open_segment(sa_probe *p, PyObject *nameobj, const sa_name *name,
+                    sa_purpose purpose);
 /*
  * Validates an opened segment completely, exactly as attach needs it: a
  * regular file with a parsed header (or a 3.x trailer, when the file's
@@ -117,8 +148,8 @@ PyObject *sa_descr_literal(PyArray_Descr *d, int *utf8);
  * ValueError naming the segment (MemoryError, or OSError from reading the
  * trailer, pass through).
  */
-int sa_probe_resolve(sa_state *st, sa_probe *p, PyObject *name,
-                     sa_layout *out);
+int sa_segment_layout(sa_state *st, sa_probe *p, PyObject *name,
+                      sa_layout *out);
 
 /* mapping.c: the owner object. */
 extern PyType_Spec sa_mapping_spec;
@@ -138,10 +169,6 @@ PyObject *sa_mapping_new(sa_state *st, void *addr, size_t size,
  */
 PyObject *sa_array_new(PyObject *mapping);
 
-/* _identity_of(name): the identity of the file now under name, as
- * Mapping._identity gives it for the file mapped. */
-PyObject *sa_identity_of(PyObject *module, PyObject *name);
-
 /* cache.c: the per-process mapping cache. */
 /* The cache key of name mapped writable or not: a new bytes object. */
 PyObject *sa_cache_key(const sa_name *name, int writable);
@@ -160,7 +187,8 @@ void sa_cache_forget(sa_state *st, const sa_name *name);
 void sa_cache_dead(sa_state *st, PyObject *key);
 PyObject *sa_cache_info(PyObject *module, PyObject *args);
 PyObject *sa_cache_clear(PyObject *module, PyObject *args);
-PyObject *sa_cache_limits(PyObject *module, PyObject *args, PyObject *kwds);
+PyObject *sa_cache_limits(PyObject *module, PyObject *const *args,
+                          Py_ssize_t nargs, PyObject *kwnames);
 
 /* attach.c: the array over name (parsed from nameobj), NULL on error. */
 PyObject *sa_attach_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
@@ -181,6 +209,7 @@ PyObject *sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 PyObject *sa_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames);
 
+/* entry.c: ArrayDesc, the entries of list() and info(), and ArrayName. */
 extern PyStructSequence_Desc sa_entry_desc;
 extern PyType_Spec sa_name_spec;
 /* An ArrayDesc for an opened segment; NULL with ValueError if invalid. */

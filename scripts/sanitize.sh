@@ -126,8 +126,9 @@ run_asan() {
 VALGRIND_TESTS=(
     tests/test_create.py tests/test_attach.py tests/test_delete.py
     tests/test_list.py tests/test_mapping.py tests/test_format.py
-    tests/test_from_array_info.py tests/test_legacy.py tests/test_errors.py
-    tests/test_security.py tests/test_properties.py tests/test_soak.py
+    tests/test_from_array.py tests/test_info.py tests/test_legacy.py
+    tests/test_errors.py tests/test_security.py tests/test_properties.py
+    tests/test_soak.py
 )
 
 run_valgrind() {

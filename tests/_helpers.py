@@ -1,24 +1,32 @@
 """Helpers shared by the SharedArray tests (not a test module).
 
-Everything here works from outside the library: it reads segments as plain
-files and parses .npy headers itself (ast.literal_eval), so the tests do not
-rely on SharedArray to check SharedArray.  The worker functions at the bottom
-run in child processes started with the 'spawn' context, so they must live in
-an importable module.
+Each helper is written once, here, and imported wherever it is needed.  The
+checks of files, headers and mappings work from outside the library: they
+read segments as plain files and parse .npy headers themselves
+(ast.literal_eval), so the tests do not rely on SharedArray to check
+SharedArray.  The worker functions at the bottom run in child processes
+started with the 'spawn' context, so they must live in an importable module.
 """
 
 import ast
+import contextlib
 import ctypes
 import json
 import os
+import signal
 import struct
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import numpy as np
 
-SHM_DIR = "/dev/shm"
+SHM_DIR = "/dev/shm"  # where shm:// names live; never spell it out in a test
 PREFIX = "sa-test-"
 PAGE = os.sysconf("SC_PAGESIZE")
+IS_ROOT = os.geteuid() == 0
+NOBODY = 65534  # the uid and gid tests drop to when run as root
 # NPY_MAXDIMS of the NumPy we run on: 32 before 2.0, 64 since.
 MAXDIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
 MAGIC = b"\x93NUMPY"
@@ -37,9 +45,30 @@ def unique_shm_name():
 
 def shm_path(name):
     """The /dev/shm path for a shm name ('NAME', '/NAME' or 'shm://NAME')."""
-    if name.startswith("shm://"):
-        name = name[len("shm://"):]
+    name = name.removeprefix("shm://")
     return os.path.join(SHM_DIR, name.lstrip("/"))
+
+
+def array_path(name):
+    """The file behind any array name: PATH for 'file://PATH', else the
+    /dev/shm path of a shm name."""
+    if name.startswith("file://"):
+        return name[len("file://"):]
+    return shm_path(name)
+
+
+def shm_entries(prefix):
+    """The names in /dev/shm that start with prefix, sorted."""
+    return sorted(e for e in os.listdir(SHM_DIR) if e.startswith(prefix))
+
+
+def remove_shm_entries(prefix):
+    """Removes whatever /dev/shm holds under names that start with prefix;
+    returns those names (sorted), for a test to assert on after cleaning."""
+    left = shm_entries(prefix)
+    for entry in left:
+        remove_path(os.path.join(SHM_DIR, entry))
+    return left
 
 
 def remove_path(path):
@@ -110,11 +139,7 @@ def build_npy(header, data=b"", version=1, align=64, raw_prefix=None):
 
 
 def header_text(descr, shape, fortran=False):
-    return "{'descr': %r, 'fortran_order': %r, 'shape': %r, }" % (
-        descr,
-        fortran,
-        tuple(shape),
-    )
+    return f"{{'descr': {descr!r}, 'fortran_order': {fortran!r}, 'shape': {tuple(shape)!r}, }}"
 
 
 def write_bytes(path, data):
@@ -181,21 +206,202 @@ def vmas_at(addr, ino=None):
     return lines
 
 
-def smaps_field_kb(addr, field):
-    """A field (e.g. 'Locked') of /proc/self/smaps for the VMA holding addr."""
-    found = False
+def smaps_of(addr):
+    """The fields of /proc/self/smaps (name -> first word of the value, e.g.
+    'Locked' -> '0') for the mapping that holds addr."""
+    fields, inside = {}, False
     with open("/proc/self/smaps") as f:
         for line in f:
-            head = line.split()[0] if line.strip() else ""
-            if "-" in head and all(c in "0123456789abcdef-" for c in head):
-                if found:
-                    break
-                lo, hi = _vma_range(line)
-                found = lo <= addr < hi
+            if not line.strip():
                 continue
-            if found and line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VMA holding {addr:#x} with field {field}")
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                lo, hi = _vma_range(line)
+                inside = lo <= addr < hi
+            elif inside:
+                key, value = line.split(":", 1)
+                fields[key] = value.split()[0]
+    assert fields, f"no mapping at {addr:#x}"
+    return fields
+
+
+def smaps_field_kb(addr, field):
+    """A kB field (e.g. 'Locked') of /proc/self/smaps for the VMA holding addr."""
+    fields = smaps_of(addr)
+    assert field in fields, f"no field {field} for the VMA holding {addr:#x}"
+    return int(fields[field])
+
+
+def free_bytes(path):
+    """Free space on the filesystem holding path, in bytes."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def under_sanitizer():
+    """True under ASan, TSan or valgrind (seen in this process's mappings):
+    their allocators keep freed memory and map memory of their own, and
+    everything runs many times slower."""
+    with open("/proc/self/maps") as f:
+        text = f.read()
+    return any(lib in text for lib in ("libasan", "vgpreload", "libtsan"))
+
+
+# ----------------------------------------------------------------------
+# The library, from the outside
+
+
+def is_shared(a):
+    """a's memory is a SharedArray mapping (not a copy)."""
+    import SharedArray as sa
+
+    base = a.base
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return isinstance(base, sa.Mapping)
+
+
+def drop_cache():
+    """Let go of mappings that SharedArray's per-process mapping cache may
+    keep after the arrays are gone (on a version without the cache there is
+    nothing to drop).  Needed before unmounting a filesystem, and wherever
+    a test counts mappings or space held."""
+    import SharedArray as sa
+
+    clear = getattr(sa, "cache_clear", None)
+    if clear is not None:
+        clear()
+
+
+def assert_refused(name, exc=ValueError):
+    """attach (read-write and read-only) and info of name each raise exc,
+    naming name in the message or as the OSError's filename.  Returns the
+    three exceptions, for checks of their own."""
+    import pytest
+
+    import SharedArray as sa
+
+    caught = []
+    for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
+                 lambda: sa.info(name)):
+        with pytest.raises(exc) as info:
+            call()
+        assert (name in str(info.value)
+                or getattr(info.value, "filename", None) == name), repr(info.value)
+        caught.append(info.value)
+    return caught
+
+
+def outcome(func):
+    """What func() did, as JSON: "ok", or the exception as [class name,
+    errno, filename] for an OSError, [class name, None, message (at most
+    300 characters)] for any other."""
+    try:
+        func()
+    except OSError as exc:
+        return [type(exc).__name__, exc.errno, exc.filename]
+    except Exception as exc:  # noqa: BLE001  (reported, whatever it is)
+        return [type(exc).__name__, None, str(exc)[:300]]
+    return "ok"
+
+
+# ----------------------------------------------------------------------
+# Other processes
+
+
+def run_python(code, *args, timeout=120):
+    """code (dedented) in a fresh interpreter, args as sys.argv[1:]: nothing
+    inherited.  Asserts that it exits 0; returns its stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    assert proc.returncode == 0, f"exit status {proc.returncode}: {proc.stderr}"
+    return proc.stdout
+
+
+def run_forked(func, setup=None, uid=None, between=None):
+    """func() in a forked child, which inherits this process as it is.
+
+    The child runs setup() first, if given, then drops to uid and gid `uid`,
+    if given.  With between, func is called as func(sync): sync() in the
+    child hands over to the parent, which runs between() and then lets the
+    child go on.  Returns ("ok", func's JSON-able result), ("raised", repr
+    of the exception) or ("signal", signal name) if the child was killed:
+    anything that could die of SIGBUS runs here.
+    """
+    rr, rw = os.pipe()  # the result
+    if between is not None:
+        sr, sw = os.pipe()  # child -> parent: at the sync point
+        gr, gw = os.pipe()  # parent -> child: go on
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        status = 0
+        try:
+            os.close(rr)
+            if setup is not None:
+                setup()
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+            if between is None:
+                out = ["ok", func()]
+            else:
+                os.close(sr)
+                os.close(gw)
+
+                def sync():
+                    os.write(sw, b"s")
+                    if os.read(gr, 1) != b"g":
+                        raise RuntimeError("the parent did not let the child go on")
+
+                out = ["ok", func(sync)]
+        except BaseException as exc:  # noqa: BLE001  (reported to the parent)
+            out = ["raised", repr(exc)]
+            status = 1
+        try:
+            os.write(rw, json.dumps(out).encode())
+        finally:
+            os._exit(status)
+    os.close(rw)
+    try:
+        if between is not None:
+            os.close(sw)
+            os.close(gr)
+            try:
+                if os.read(sr, 1) == b"s":  # b"": the child ended without sync()
+                    try:
+                        between()
+                    finally:
+                        with contextlib.suppress(OSError):
+                            os.write(gw, b"g")
+            finally:
+                os.close(sr)
+                os.close(gw)
+        chunks = []
+        while chunk := os.read(rr, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(rr)
+        _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return ("signal", signal.Signals(os.WTERMSIG(status)).name)
+    return tuple(json.loads(b"".join(chunks) or b'["raised", "no result"]'))
+
+
+def in_child(func, uid=None):
+    """func() in a forked child (as uid and gid `uid` if given); returns its
+    JSON-able result, or fails with the child's exception or fatal signal."""
+    kind, value = run_forked(func, uid=uid)
+    assert kind != "signal", f"child killed by signal {value}"
+    assert kind == "ok", f"child failed: {value}"
+    return value
+
+
+def as_nobody(func):
+    """func() in a forked child running as uid and gid NOBODY (root only)."""
+    return in_child(func, uid=NOBODY)
 
 
 # The dtype matrix: plain and structured dtypes, as (id, dtype).
@@ -241,7 +447,7 @@ def worker_write(name, value, q):
         a = sa.attach(name)
         a[...] = value
         q.put(("ok", float(a.sum())))
-    except BaseException as exc:  # report, never hang the parent
+    except BaseException as exc:  # noqa: BLE001  (report, never hang the parent)
         q.put(("error", repr(exc)))
 
 
@@ -252,7 +458,7 @@ def worker_write_row(name, row, q):
         a = sa.attach(name)
         a[row, :] = row + 1
         q.put(("ok", row))
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001  (report, never hang the parent)
         q.put(("error", repr(exc)))
 
 
@@ -269,7 +475,7 @@ def worker_read_ro(name, q):
         else:
             refused = False
         q.put(("ok", values, refused, a.flags.writeable))
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001  (report, never hang the parent)
         q.put(("error", repr(exc)))
 
 
@@ -304,42 +510,5 @@ def worker_race_attacher(name, rounds, base_len, dtype, q, stop):
                 seen = r
                 q.put(("seen", r))
         q.put(("done", attempts))
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001  (report, never hang the parent)
         q.put(("bad", repr(exc)))
-
-
-NOBODY = 65534  # the uid and gid tests drop to when run as root
-
-
-def in_child(func, uid=None):
-    """func() in a forked child (as uid and gid `uid` if given); returns its
-    JSON-able result, or fails with the child's exception or fatal signal."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        status = 0
-        try:
-            os.close(r)
-            if uid is not None:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-            out = {"ok": func()}
-        except BaseException as exc:
-            out = {"error": repr(exc)}
-            status = 1
-        try:
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(status)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 65536):
-        chunks.append(chunk)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    assert not os.WIFSIGNALED(status), (
-        f"child killed by signal {os.WTERMSIG(status)}")
-    out = json.loads(b"".join(chunks) or b"{}")
-    assert "ok" in out, f"child failed (status {status}): {out}"
-    return out["ok"]

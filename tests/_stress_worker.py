@@ -1,4 +1,4 @@
-"""Stress worker for tests/test_concurrency.py (not a test module).
+"""Stress worker for tests/test_stress.py (not a test module).
 
     python _stress_worker.py '{"names": [...], "seconds": 30, "threads": 4,
                                "wid": 0, "seed": 1, "start_at": EPOCH}'
@@ -34,11 +34,12 @@ import sys
 import threading
 import time
 import traceback
+from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
+from _helpers import is_shared
 
 import SharedArray as sa
-from multiprocessing.reduction import ForkingPickler
 
 MAGIC = np.uint64(0x5341535452455353)  # "SASTRESS"
 SCRATCH = 16
@@ -271,22 +272,18 @@ class Worker:
                     if view.ndim == 2:
                         check_tags(raw_u8(np.ascontiguousarray(b)),
                                    "pickled kind 4")
-                    base = b.base
-                    while isinstance(base, np.ndarray):
-                        base = base.base
-                    ok["pickle-by-reference" if isinstance(base, sa.Mapping)
+                    ok["pickle-by-reference" if is_shared(b)
                        else "pickle-by-value"] += 1
-                elif op == "reverify":
-                    if held:
-                        a = held[rng.randrange(len(held))]
-                        kinds[verify(a)] += 1
-                        vbytes += a.nbytes
+                elif op == "reverify" and held:
+                    a = held[rng.randrange(len(held))]
+                    kinds[verify(a)] += 1
+                    vbytes += a.nbytes
                 ok[op] += 1
             except (FileExistsError, FileNotFoundError) as e:
                 exc[f"{op}:{type(e).__name__}"] += 1
             except Bad as e:
                 self.fail(op, name, str(e))
-            except BaseException as e:  # anything undocumented is a failure
+            except BaseException as e:  # noqa: BLE001  (anything undocumented is a failure)
                 self.fail(op, name, "".join(
                     traceback.format_exception(type(e), e, e.__traceback__)))
                 exc[f"{op}:{type(e).__name__}"] += 1

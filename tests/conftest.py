@@ -1,14 +1,18 @@
-import os
+import gc
+import subprocess
 import uuid
 from typing import NamedTuple
 
 import pytest
-
-from _helpers import SHM_DIR, own_prefix, remove_path, unique_shm_name
-
-
-def _own_entries():
-    return sorted(e for e in os.listdir(SHM_DIR) if e.startswith(own_prefix()))
+from _helpers import (
+    SHM_DIR,
+    drop_cache,
+    own_prefix,
+    remove_path,
+    remove_shm_entries,
+    shm_path,
+    unique_shm_name,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -16,9 +20,7 @@ def no_leftover_segments():
     """At the end of the session, no sa-test-PID-* entry may be left in
     /dev/shm: the suite must leave /dev/shm as it found it."""
     yield
-    left = _own_entries()
-    for entry in left:  # clean up, then fail
-        remove_path(os.path.join(SHM_DIR, entry))
+    left = remove_shm_entries(own_prefix())  # clean up, then fail
     assert not left, f"tests left entries in {SHM_DIR}: {left}"
 
 
@@ -40,7 +42,7 @@ def shm_name():
 
     yield make
     for name in made:
-        remove_path(os.path.join(SHM_DIR, name))
+        remove_path(shm_path(name))
 
 
 class FileName(NamedTuple):
@@ -57,3 +59,39 @@ def file_name(tmp_path):
         return FileName("file://" + path, path)
 
     return make
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(options) -> a fresh tmpfs under tmp_path (root only: skips if
+    it cannot be mounted); every one of them is unmounted at teardown, and
+    the test fails if one is still busy (an array or the cache kept a
+    mapping, or a descriptor leaked)."""
+    mounted = []
+
+    def mount(options):
+        mnt = tmp_path / f"tmpfs{len(mounted)}"
+        mnt.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)],
+            capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    try:
+        yield mount
+    finally:
+        gc.collect()
+        drop_cache()
+        busy = []
+        for mnt in mounted:
+            done = subprocess.run(["umount", str(mnt)], capture_output=True,
+                                  text=True, check=False)
+            if done.returncode != 0:
+                subprocess.run(["umount", "-l", str(mnt)], capture_output=True,
+                               check=False)
+                busy.append(f"{mnt}: {done.stderr.strip()}")
+        if busy:
+            pytest.fail(f"tmpfs still busy after the test: {busy}")

@@ -13,45 +13,19 @@ import tempfile
 
 import numpy as np
 import pytest
+from _helpers import IS_ROOT, SHM_DIR, run_python, shm_path, smaps_of, vmas_at
 
 import SharedArray as sa
 
 MiB = 1 << 20
-needs_root = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="mounting needs root")
-
-
-def vma_range(line):
-    lo, hi = line.split()[0].split("-")
-    return int(lo, 16), int(hi, 16)
-
-
-def smaps_of(addr):
-    """The smaps fields of the mapping that holds addr."""
-    fields, inside = {}, False
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            head = line.split()[0]
-            if "-" in head and ":" not in head:
-                lo, hi = vma_range(line)
-                inside = lo <= addr < hi
-            elif inside:
-                key, value = line.split(":", 1)
-                fields[key] = value.split()[0]
-    assert fields, f"no mapping at {addr:#x}"
-    return fields
-
-
-def mapped(addr):
-    with open("/proc/self/maps") as f:
-        return any(lo <= addr < hi for lo, hi in map(vma_range, f))
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="mounting needs root")
 
 
 @contextlib.contextmanager
 def mount(fstype, options):
     d = tempfile.mkdtemp(prefix="sa-test-mnt-")
     r = subprocess.run(["mount", "-t", fstype, "-o", options, fstype, d],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     if r.returncode != 0:
         os.rmdir(d)
         pytest.skip(f"cannot mount {fstype} ({options}): {r.stderr.strip()}")
@@ -141,9 +115,7 @@ def test_create_on_a_full_huge_tmpfs_is_enospc(huge):
             "except OSError as e:\n"
             "    sys.exit(0 if e.errno == errno.ENOSPC and e.filename == name else 3)\n"
             "sys.exit(4)\n")
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                           text=True, timeout=120)
-        assert r.returncode == 0, (r.returncode, r.stderr)
+        run_python(code)
         assert os.listdir(d) == []
         st = os.statvfs(d)
         assert st.f_bfree == st.f_blocks   # nothing held
@@ -165,16 +137,16 @@ def test_hugetlbfs_create_attach_and_release(n):
                     f"b = sa.attach({name!r}, ro=True); "
                     "sys.exit(0 if b[-1] == 7 and b.shape == "
                     f"({n},) else 1)")
-            assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+            run_python(code)
         finally:
             del a
             sa.delete(name)
         # The whole mapping is released, not leaked by a short munmap.
-        assert not mapped(addr)
+        assert not vmas_at(addr)
         b = sa.from_array(name, np.arange(n % 1000 + 1, dtype=np.int64))
         addr = b.base.addr
         del b
-        assert not mapped(addr)
+        assert not vmas_at(addr)
         sa.delete(name)
 
 
@@ -223,12 +195,12 @@ def test_shm_names_on_huge_pages_when_dev_shm_is_huge(shm_name, huge):
     huge=.  Tried in a private mount namespace, on a fresh tmpfs over
     /dev/shm, so the machine's own /dev/shm is never touched."""
     name = shm_name()
-    script = (f"mount -t tmpfs -o huge={huge},size=64M tmpfs /dev/shm && "
+    script = (f"mount -t tmpfs -o huge={huge},size=64M tmpfs {SHM_DIR} && "
               f'exec "$0" -c "$1" "$2"')
     r = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "--",
          "sh", "-c", script, sys.executable, SHM_CHILD, name],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, check=False)
     if r.returncode != 0 and "mount" in r.stderr and "Traceback" not in r.stderr:
         pytest.skip(f"cannot mount a huge tmpfs over /dev/shm: {r.stderr.strip()}")
     assert r.returncode == 0, r.stderr
@@ -236,4 +208,4 @@ def test_shm_names_on_huge_pages_when_dev_shm_is_huge(shm_name, huge):
     assert total == 16 * MiB // 4096
     # within_size leaves the last, partial 2 MiB of the file in small pages.
     assert pmd_kb >= 14 * 1024, f"only {pmd_kb} kB on huge pages"
-    assert not os.path.lexists(f"/dev/shm/{name}")
+    assert not os.path.lexists(shm_path(name))

@@ -18,35 +18,36 @@ fork); anything that could die of SIGBUS runs in a forked child.
 import contextlib
 import errno
 import gc
-import json
 import multiprocessing as mp
 import os
 import pickle
 import shutil
-import signal
 import subprocess
-import sys
 from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 import pytest
 
 import SharedArray as sa
-from _helpers import NOBODY, PAGE, assert_same_array, read_header, shm_path, vmas_at
+from _helpers import (
+    IS_ROOT,
+    NOBODY,
+    PAGE,
+    assert_same_array,
+    drop_cache,
+    is_shared,
+    read_header,
+    run_forked,
+    run_python,
+    shm_path,
+    vmas_at,
+)
 
-IS_ROOT = os.geteuid() == 0
 MiB = 1 << 20
 
 
 # ----------------------------------------------------------------------
 # Helpers
-
-
-def drop_cache():
-    """Drop what the mapping cache holds, on versions that have one."""
-    clear = getattr(sa, "cache_clear", None)
-    if clear is not None:
-        clear()
 
 
 def release():
@@ -135,62 +136,6 @@ def ext4_dir(tmp_path):
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mount, setuid)")
 
 
-def run_forked(func, uid=None, between=None):
-    """func(sync) in a forked child, as uid/gid `uid` if given.
-
-    sync() in the child hands over to the parent, which runs between() and
-    lets the child go on.  Returns ("ok", func's JSON-able result),
-    ("raised", repr of the exception) or ("signal", signal name).
-    """
-    rr, rw = os.pipe()  # result
-    sr, sw = os.pipe()  # child -> parent: at the sync point
-    gr, gw = os.pipe()  # parent -> child: go on
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        status = 0
-        try:
-            for fd in (rr, sr, gw):
-                os.close(fd)
-            if uid is not None:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-
-            def sync():
-                os.write(sw, b"s")
-                if os.read(gr, 1) != b"g":
-                    raise RuntimeError("the parent did not let the child go on")
-
-            out = ["ok", func(sync)]
-        except BaseException as exc:
-            out = ["raised", repr(exc)]
-            status = 1
-        try:
-            os.write(rw, json.dumps(out).encode())
-        finally:
-            os._exit(status)
-    for fd in (rw, sw, gr):
-        os.close(fd)
-    try:
-        if os.read(sr, 1) == b"s":  # b"": the child ended without sync()
-            try:
-                if between is not None:
-                    between()
-            finally:
-                with contextlib.suppress(OSError):
-                    os.write(gw, b"g")
-        chunks = []
-        while chunk := os.read(rr, 65536):
-            chunks.append(chunk)
-    finally:
-        for fd in (rr, sr, gw):
-            os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return ("signal", signal.Signals(os.WTERMSIG(status)).name)
-    return tuple(json.loads(b"".join(chunks) or b'["raised", "no result"]'))
-
-
 @contextlib.contextmanager
 def cache_limits(max_entries=64, max_bytes=1 << 30):
     """Run with these cache limits (None: keep the default) and an empty
@@ -210,16 +155,9 @@ def cache_limits(max_entries=64, max_bytes=1 << 30):
 # Workers (spawn)
 
 
-def _is_shared(a):
-    base = a.base
-    while isinstance(base, np.ndarray):
-        base = base.base
-    return isinstance(base, sa.Mapping)
-
-
 def check_and_write(view, expected, value):
     """Receives a view by reference: checks it, writes through it."""
-    assert _is_shared(view), "the view arrived by value"
+    assert is_shared(view), "the view arrived by value"
     assert view.tolist() == expected, (view.tolist(), expected)
     view[...] = value
     return True
@@ -239,19 +177,13 @@ def loads_elsewhere(payload):
 def receive_views(q_in, q_out, dev, ino):
     try:
         views = q_in.get(timeout=600)
-        ok = all(_is_shared(v) and float(v[0]) == i for i, v in enumerate(views))
+        ok = all(is_shared(v) and float(v[0]) == i for i, v in enumerate(views))
         for i, v in enumerate(views):
             v[1] = -i
         lines = maps_of(dev, ino)
         q_out.put(["ok", len(views), ok, len(lines), lines[:3]])
     except BaseException as exc:
         q_out.put(["error", repr(exc)[:1000]])
-
-
-def run_python(code, *args):
-    """code in a fresh interpreter (another process, nothing inherited)."""
-    subprocess.run([sys.executable, "-c", code, *args], check=True,
-                   capture_output=True, timeout=120)
 
 
 # ----------------------------------------------------------------------
@@ -591,7 +523,7 @@ def test_cache_truncated_by_another_process(shm_name, hold):
         run_python("import os, sys; os.truncate(sys.argv[1], int(sys.argv[2]))",
                    path, str(offset))
 
-        def attach_after_truncation(sync):
+        def attach_after_truncation():
             out = []
             for ro in (False, True):
                 try:

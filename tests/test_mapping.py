@@ -2,22 +2,20 @@ import ctypes
 import errno
 import gc
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
-
-import SharedArray as sa
 from _helpers import (
     PAGE,
     read_header,
     remove_path,
+    run_python,
     shm_path,
     smaps_field_kb,
     vmas_at,
 )
+
+import SharedArray as sa
 
 
 def test_base_is_mapping(shm_name):
@@ -306,8 +304,7 @@ def test_use_after_free_impossible_in_fresh_process(shm_name):
     SIGSEGV) instead of taking the test runner down.
     """
     name = shm_name()
-    code = textwrap.dedent(
-        """
+    code = """
         import gc, sys
         import numpy as np
         import SharedArray as sa
@@ -330,13 +327,8 @@ def test_use_after_free_impossible_in_fresh_process(shm_name):
         assert view.tolist() == list(range((1 << 20) - 1000, 1 << 20)), "bad data"
         print("OK")
         """
-    )
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", code, name],
-            capture_output=True, text=True, timeout=120,
-        )
+        out = run_python(code, name)
     finally:
         remove_path(shm_path(name + "-churn"))
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "OK"
+    assert out.strip() == "OK"

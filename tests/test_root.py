@@ -1,49 +1,27 @@
 """Tests that need root: a tiny tmpfs, and a second, unprivileged uid."""
 
 import errno
+import functools
 import os
 import pathlib
 import shutil
-import subprocess
 import tempfile
 import uuid
 
 import numpy as np
 import pytest
+from _helpers import IS_ROOT, NOBODY, as_nobody, free_bytes, in_child, outcome, shm_path
 
 import SharedArray as sa
-from _helpers import NOBODY, in_child, shm_path
 
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root (mount, setuid)"
-)
+pytestmark = pytest.mark.skipif(not IS_ROOT, reason="needs root (mount, setuid)")
 
 
 @pytest.fixture
-def tiny_tmpfs(tmp_path):
+def tiny_tmpfs(tmpfs):
     """A 1 MiB tmpfs, unmounted afterwards (and the test fails if it can't
     be: a leaked descriptor or mapping would keep it busy)."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)],
-        capture_output=True, text=True,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        done = subprocess.run(["umount", str(mnt)], capture_output=True, text=True)
-        if done.returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)])
-            pytest.fail(f"tmpfs still busy after the test: {done.stderr.strip()}")
-
-
-def free_blocks(path):
-    st = os.statvfs(path)
-    return st.f_bfree
+    return tmpfs("size=1M")
 
 
 @pytest.mark.parametrize("shape, dtype", [((2 * 1024 * 1024,), "u1"), ((300, 1000), "<f8"),
@@ -51,14 +29,14 @@ def free_blocks(path):
                          ids=["2MiB", "2.4MB", "1TiB"])
 def test_enospc_leaves_nothing(tiny_tmpfs, shape, dtype):
     uri = "file://" + str(tiny_tmpfs / "big.npy")
-    free = free_blocks(tiny_tmpfs)
+    free = free_bytes(tiny_tmpfs)
     with pytest.raises(OSError) as info:
         sa.create(uri, shape, dtype)
     assert info.value.errno == errno.ENOSPC
     assert info.value.filename == uri
     # No file, no hidden temporary, no blocks held by an orphan.
     assert os.listdir(tiny_tmpfs) == []
-    assert free_blocks(tiny_tmpfs) == free
+    assert free_bytes(tiny_tmpfs) == free
     # The space is really there for an array that fits.
     small = sa.create(uri, (256 * 1024,), "u1")
     try:
@@ -68,7 +46,7 @@ def test_enospc_leaves_nothing(tiny_tmpfs, shape, dtype):
         del small  # unmapped before the tmpfs is unmounted, even on failure
     sa.delete(uri)
     assert os.listdir(tiny_tmpfs) == []
-    assert free_blocks(tiny_tmpfs) == free
+    assert free_bytes(tiny_tmpfs) == free
 
 
 def test_enospc_when_filesystem_partly_used(tiny_tmpfs):
@@ -98,13 +76,13 @@ def test_create_existing_name_is_file_exists_even_when_full(tiny_tmpfs, kib):
     a = sa.create(uri, (600 * 1024,), "u1")
     try:
         a[:] = 1
-        free = free_blocks(tiny_tmpfs)
+        free = free_bytes(tiny_tmpfs)
         with pytest.raises(FileExistsError) as info:
             sa.create(uri, (kib * 1024,), "u1")
         assert info.value.errno == errno.EEXIST
         assert info.value.filename == uri
         assert os.listdir(tiny_tmpfs) == ["taken.npy"]
-        assert free_blocks(tiny_tmpfs) == free
+        assert free_bytes(tiny_tmpfs) == free
         assert (a == 1).all()
     finally:
         del a
@@ -117,30 +95,26 @@ def test_reserved_array_survives_filling_the_filesystem(tiny_tmpfs):
     uri = "file://" + str(tiny_tmpfs / "reserved.npy")
     a = sa.create(uri, (400 * 1024,), "u1")
     try:
-        with pytest.raises(OSError) as info:
-            with open(tiny_tmpfs / "filler", "wb") as fh:
-                while True:
-                    fh.write(b"\1" * 65536)
-                    fh.flush()
+        with pytest.raises(OSError) as info, open(tiny_tmpfs / "filler", "wb") as fh:
+            while True:
+                fh.write(b"\1" * 65536)
+                fh.flush()
         assert info.value.errno == errno.ENOSPC
 
-        def touch_every_page():
+        def touch_every_page(arr):
             # SIGBUS here (in a child, reported as a failure) were the pages
             # not reserved by create.
-            a[:] = 5
+            arr[:] = 5
             b = sa.attach(uri)
             b[-4096:] = 6
-            return int(a.sum())
+            return int(arr.sum())
 
-        assert in_child(touch_every_page) == 5 * (400 * 1024 - 4096) + 6 * 4096
+        got = in_child(functools.partial(touch_every_page, a))
+        assert got == 5 * (400 * 1024 - 4096) + 6 * 4096
     finally:
         del a
     os.unlink(tiny_tmpfs / "filler")
     sa.delete(uri)
-
-
-def as_nobody(func):
-    return in_child(func, uid=NOBODY)
 
 
 @pytest.fixture
@@ -153,17 +127,6 @@ def public_dir():
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
-
-
-def outcome(func):
-    """'ok' or the exception's class name, errno and filename."""
-    try:
-        func()
-    except OSError as exc:
-        return [type(exc).__name__, exc.errno, exc.filename]
-    except Exception as exc:
-        return [type(exc).__name__, None, None]
-    return "ok"
 
 
 def test_default_mode_keeps_other_users_out(shm_name):

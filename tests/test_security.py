@@ -29,22 +29,26 @@ import uuid
 
 import numpy as np
 import pytest
+from _helpers import (
+    IS_ROOT,
+    NOBODY,
+    SHM_DIR,
+    as_nobody,
+    assert_refused,
+    build_npy,
+    header_text,
+    outcome,
+    remove_path,
+    shm_path,
+    under_sanitizer,
+    write_bytes,
+)
 
 import SharedArray as sa
-import SharedArray._format  # noqa: F401  (imported before forking)
-from _helpers import NOBODY, build_npy, in_child, header_text, remove_path, shm_path, write_bytes
-
-IS_ROOT = os.geteuid() == 0
-
-
-def _under_sanitizer():
-    with open("/proc/self/maps") as f:
-        text = f.read()
-    return any(lib in text for lib in ("libasan", "vgpreload", "libtsan"))
-
+import SharedArray._format  # imported before forking
 
 # Time limits mean nothing under valgrind.
-SLOWDOWN = 50 if _under_sanitizer() else 1
+SLOWDOWN = 50 if under_sanitizer() else 1
 
 
 def fingerprint(path):
@@ -85,7 +89,7 @@ def test_names_cannot_escape_dev_shm(op, tmp_path, monkeypatch):
         with pytest.raises(ValueError) as info:
             call(name)
         assert not isinstance(info.value, OSError), name
-    for d in ("/dev/shm", "/dev", "/", "/tmp", str(tmp_path),
+    for d in (SHM_DIR, "/dev", "/", "/tmp", str(tmp_path),
               str(tmp_path.parent)):
         assert not any(marker in e for e in os.listdir(d)), d
 
@@ -158,12 +162,9 @@ def test_symlink_out_of_dev_shm_is_not_followed(tmp_path, shm_name):
     sa.create(real, 3, "<i2")[:] = 5
     name = shm_name()
     os.symlink(real[len("file://"):], shm_path(name))
-    for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
-                 lambda: sa.info(name)):
-        with pytest.raises(OSError) as info:
-            call()
-        assert info.value.errno == errno.ELOOP
-        assert info.value.filename == name
+    for exc in assert_refused(name, OSError):
+        assert exc.errno == errno.ELOOP
+        assert exc.filename == name
     assert name not in [e.name for e in sa.list()]
     with pytest.raises(ValueError):
         sa.delete(name)
@@ -182,13 +183,18 @@ def _lookalike(magic):
         magic + bytes([1, 0]) + len(build_npy(GOOD_HEADER)[10:]).to_bytes(2, "little")))
 
 
+def _save_npz(path):
+    with open(path, "wb") as f:  # a file object: savez would append .npz
+        np.savez(f, a=np.arange(3))
+
+
 NON_ARRAYS = {
     "magic-first-byte": lambda p: write_bytes(p, _lookalike(b"\x92NUMPY")),
     "magic-lowercase": lambda p: write_bytes(p, _lookalike(b"\x93numpy")),
     "magic-last-byte": lambda p: write_bytes(p, _lookalike(b"\x93NUMPZ")),
     "magic-shifted": lambda p: write_bytes(p, b" " + _lookalike(b"\x93NUMPY")),
     "magic-utf8": lambda p: write_bytes(p, _lookalike("\u201cNUMPY".encode()[:6])),
-    "npz-archive": lambda p: np.savez(open(p, "wb"), a=np.arange(3)),
+    "npz-archive": _save_npz,
     "sharedarray3-lookalike": lambda p: write_bytes(
         p, b"\0" * 300 + b"[SharedArray]\0\0\0" + b"\xff" * 40),
     "socket": lambda p: socket.socket(socket.AF_UNIX).bind(p),
@@ -232,13 +238,9 @@ def test_delete_never_removes_a_non_array(tmp_path, shm_name, backend, kind):
             sa.delete(name)
         assert name in str(info.value) or getattr(info.value, "filename", None) == name
         assert fingerprint(path) == before
-        for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
-                     lambda: sa.info(name)):
-            with pytest.raises(want) as info:
-                call()
+        for exc in assert_refused(name, want):
             if want is OSError:
-                assert info.value.errno == errno.ELOOP
-            assert name in str(info.value) or info.value.filename == name
+                assert exc.errno == errno.ELOOP
         assert fingerprint(path) == before
     finally:
         for suffix in ("", ".fifo", ".orig"):
@@ -273,21 +275,21 @@ def test_special_files_are_never_mapped(path):
 def _evil_headers(marker):
     touch = f"__import__('os').system('touch {marker}')"
     return {
-        "call-in-shape": "{'descr': '<f8', 'fortran_order': False, 'shape': (%s,), }" % touch,
-        "call-in-order": "{'descr': '<f8', 'fortran_order': %s, 'shape': (2,), }" % touch,
-        "bare-call-descr": "{'descr': %s, 'fortran_order': False, 'shape': (2,), }" % touch,
-        "code-in-descr-string": "{'descr': %r, 'fortran_order': False, 'shape': (2,), }" % touch,
-        "lambda-in-list": "{'descr': [lambda: %s], 'fortran_order': False, 'shape': (2,), }" % touch,
-        "lambda-field-type": "{'descr': [('a', lambda: %s)], 'fortran_order': False, 'shape': (2,), }" % touch,
+        "call-in-shape": f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({touch},), }}",
+        "call-in-order": f"{{'descr': '<f8', 'fortran_order': {touch}, 'shape': (2,), }}",
+        "bare-call-descr": f"{{'descr': {touch}, 'fortran_order': False, 'shape': (2,), }}",
+        "code-in-descr-string": f"{{'descr': {touch!r}, 'fortran_order': False, 'shape': (2,), }}",
+        "lambda-in-list": f"{{'descr': [lambda: {touch}], 'fortran_order': False, 'shape': (2,), }}",
+        "lambda-field-type": f"{{'descr': [('a', lambda: {touch})], 'fortran_order': False, 'shape': (2,), }}",
         "dunder-chain": "{'descr': [().__class__.__base__.__subclasses__()], 'fortran_order': False, 'shape': (2,), }",
-        "fstring": "{'descr': [f\"{%s}\"], 'fortran_order': False, 'shape': (2,), }" % touch,
-        "escaped-string-code": "{'descr': ['\\x5f_import__', %s], 'fortran_order': False, 'shape': (2,), }" % touch,
-        "comprehension": "{'descr': [x for x in [%s]], 'fortran_order': False, 'shape': (2,), }" % touch,
-        "walrus": "{'descr': [(y := %s)], 'fortran_order': False, 'shape': (2,), }" % touch,
-        "extra-key-with-code": "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), %s: 1}" % touch,
+        "fstring": f"{{'descr': [f\"{{{touch}}}\"], 'fortran_order': False, 'shape': (2,), }}",
+        "escaped-string-code": f"{{'descr': ['\\x5f_import__', {touch}], 'fortran_order': False, 'shape': (2,), }}",
+        "comprehension": f"{{'descr': [x for x in [{touch}]], 'fortran_order': False, 'shape': (2,), }}",
+        "walrus": f"{{'descr': [(y := {touch})], 'fortran_order': False, 'shape': (2,), }}",
+        "extra-key-with-code": f"{{'descr': '<f8', 'fortran_order': False, 'shape': (2,), {touch}: 1}}",
         # Inputs that make the parser or literal_eval give up.
         "deep-unary-minus": "{'descr': [%s1], 'fortran_order': False, 'shape': (2,), }" % ("-" * 50000),
-        "long-addition": "{'descr': [%s], 'fortran_order': False, 'shape': (2,), }" % "+".join(["1"] * 50000),
+        "long-addition": "{{'descr': [{}], 'fortran_order': False, 'shape': (2,), }}".format("+".join(["1"] * 50000)),
         "huge-int-literal": "{'descr': [('a', '<f8', (%s,))], 'fortran_order': False, 'shape': (2,), }" % ("9" * 100000),
         "deep-brackets": "{'descr': %s, 'fortran_order': False, 'shape': (2,), }" % ("[" * 64 + "]" * 64),
         "deep-dicts": "{'descr': [%s], 'fortran_order': False, 'shape': (2,), }" % ("{1: " * 150 + "1" + "}" * 150),
@@ -303,11 +305,7 @@ def test_header_is_never_evaluated(shm_name, tmp_path, kind):
     write_bytes(shm_path(name), build_npy(_evil_headers(marker)[kind],
                                           b"\0" * 64, version=2))
     t0 = time.monotonic()
-    for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
-                 lambda: sa.info(name)):
-        with pytest.raises(ValueError) as info:
-            call()
-        assert name in str(info.value)
+    assert_refused(name)
     listed = [e.name for e in sa.list()]  # must neither raise nor list it
     assert name not in listed
     assert time.monotonic() - t0 < 5 * SLOWDOWN
@@ -330,11 +328,7 @@ def test_pickled_object_array_is_never_unpickled(shm_name, tmp_path):
     name = shm_name()
     with open(shm_path(name), "wb") as f:
         np.save(f, np.array([_Evil(marker), 1], dtype=object), allow_pickle=True)
-    for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
-                 lambda: sa.info(name)):
-        with pytest.raises(ValueError) as info:
-            call()
-        assert name in str(info.value)
+    assert_refused(name)
     assert name not in [e.name for e in sa.list()]
     assert not marker.exists()
     sa.delete(name)
@@ -371,23 +365,15 @@ OBJECT_DESCRS = ["'|O'", "'O'", "'|O8'", "'<O'", "'object'",
 def test_object_descr_in_header_is_refused(shm_name, descr):
     name = shm_name()
     write_bytes(shm_path(name), build_npy(
-        "{'descr': %s, 'fortran_order': False, 'shape': (4,), }" % descr,
+        f"{{'descr': {descr}, 'fortran_order': False, 'shape': (4,), }}",
         b"\0" * 256))
-    for call in (lambda: sa.attach(name), lambda: sa.attach(name, ro=True),
-                 lambda: sa.info(name)):
-        with pytest.raises(ValueError) as info:
-            call()
-        assert name in str(info.value)
+    assert_refused(name)
     assert name not in [e.name for e in sa.list()]
     sa.delete(name)
 
 
 # ----------------------------------------------------------------------
 # Other users (root)
-
-
-def _as_nobody(func):
-    return in_child(func, uid=NOBODY)
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="needs root to act as another uid")
@@ -401,18 +387,10 @@ def test_default_mode_file_array_is_closed_to_other_users(tmp_path):
     uri = "file://" + str(public / "private.npy")
     sa.create(uri, 8, "<f8")[:] = 1.5
 
-    def child():
-        out = []
-        for call in (lambda: sa.attach(uri), lambda: sa.attach(uri, ro=True),
-                     lambda: sa.info(uri), lambda: sa.delete(uri)):
-            try:
-                call()
-                out.append("allowed")
-            except OSError as e:
-                out.append([type(e).__name__, e.errno, e.filename])
-        return out
-
-    got = _as_nobody(child)
+    got = as_nobody(lambda: [
+        outcome(call) for call in (
+            lambda: sa.attach(uri), lambda: sa.attach(uri, ro=True),
+            lambda: sa.info(uri), lambda: sa.delete(uri))])
     assert got[:3] == [["PermissionError", errno.EACCES, uri]] * 3
     # delete: the file cannot be read, and the directory is not theirs.
     assert got[3][0] == "PermissionError" and got[3][2] == uri
@@ -421,7 +399,7 @@ def test_default_mode_file_array_is_closed_to_other_users(tmp_path):
 
 def _many_fields_npy(nfields):
     descr = [(f"f{i}", "|u1") for i in range(nfields)]
-    head = "{'descr': %r, 'fortran_order': False, 'shape': (2,), }" % (descr,)
+    head = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': (2,), }}"
     return build_npy(head, b"\0" * (2 * nfields))
 
 

@@ -46,9 +46,17 @@ import time
 
 import numpy as np
 import pytest
+from _helpers import (
+    SHM_DIR,
+    build_npy,
+    header_text,
+    remove_shm_entries,
+    shm_path,
+    under_sanitizer,
+    write_bytes,
+)
 
 import SharedArray as sa
-from _helpers import build_npy, header_text, remove_path, shm_path, write_bytes
 
 CYCLES = int(os.environ.get("SHAREDARRAY_SOAK_CYCLES", "100000"))
 ERROR_CYCLES = int(os.environ.get("SHAREDARRAY_SOAK_ERROR_CYCLES", "10000"))
@@ -90,17 +98,10 @@ def _mallinfo2():
 _MALLINFO2 = _mallinfo2()
 
 
-def _under_sanitizer():
-    """ASan or valgrind: their allocators keep freed memory (quarantine) and
-    map memory of their own, so RSS, heap and mapping counts mean nothing
-    there; descriptors, Python objects and mappings of segments still do."""
-    with open("/proc/self/maps") as f:
-        text = f.read()
-    return any(lib in text for lib in ("libasan", "vgpreload", "libtsan"))
-
-
-SANITIZER = _under_sanitizer()
-SEGMENT_DIRS = ("/dev/shm/", os.path.realpath(tempfile.gettempdir()) + "/")
+# Under ASan or valgrind, RSS, heap and mapping counts mean nothing;
+# descriptors, Python objects and mappings of segments still do.
+SANITIZER = under_sanitizer()
+SEGMENT_DIRS = (SHM_DIR + "/", os.path.realpath(tempfile.gettempdir()) + "/")
 
 
 def snapshot():
@@ -238,7 +239,7 @@ def test_file_backend_cycles(tmp_path):
 def _corrupt_files(name):
     """name -> bytes of damaged segments, one per failure mode."""
     data = b"\0" * 64
-    long_text = header_text([("f%d" % i, "<i4") for i in range(400)], (1,))
+    long_text = header_text([(f"f{i}", "<i4") for i in range(400)], (1,))
     return {
         "garbage-header": (build_npy("{'descr': '<f8', 'oops"), ValueError),
         "truncated-data": (build_npy(header_text("<f8", (100,)), data), ValueError),
@@ -576,11 +577,10 @@ def test_interpreter_shutdown_with_live_arrays(shm_name, scenario):
             + "\nprint('OK')\n")
     try:
         proc = subprocess.run([sys.executable, "-X", "dev", "-c", code],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120,
+                              check=False)
     finally:
-        left = sorted(e for e in os.listdir("/dev/shm") if e.startswith(name))
-        for e in left:
-            remove_path(os.path.join("/dev/shm", e))
+        left = remove_shm_entries(name)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "OK" in proc.stdout

@@ -18,23 +18,28 @@ is checked; the tmpfs is unmounted whatever happens.
 """
 
 import errno
-import gc
-import json
 import multiprocessing as mp
 import os
 import resource
 import signal
 import struct
-import subprocess
 
 import numpy as np
 import pytest
 
 import SharedArray as sa
-from _helpers import PAGE, build_npy, header_text, vmas_at
+from _helpers import (
+    IS_ROOT,
+    PAGE,
+    build_npy,
+    drop_cache,
+    free_bytes,
+    header_text,
+    run_forked,
+    vmas_at,
+)
 
 MiB = 1 << 20
-IS_ROOT = os.geteuid() == 0
 
 pytestmark = pytest.mark.skipif(
     not IS_ROOT, reason="needs root to mount a private tmpfs")
@@ -42,89 +47,6 @@ pytestmark = pytest.mark.skipif(
 
 # ----------------------------------------------------------------------
 # Helpers
-
-
-def drop_cache():
-    """Let go of mappings that SharedArray's per-process mapping cache may
-    keep after the arrays are gone (on a version without the cache there is
-    nothing to drop).  Needed before unmounting, and before a racer's next
-    round, else the cache would pin memory of a deleted segment."""
-    clear = getattr(sa, "cache_clear", None)
-    if clear is not None:
-        clear()
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """mount(options) -> a fresh tmpfs under tmp_path; every one of them is
-    unmounted at teardown (and the test fails if it is still busy: an array
-    or the cache kept a mapping)."""
-    mounted = []
-
-    def mount(options):
-        mnt = tmp_path / f"tmpfs{len(mounted)}"
-        mnt.mkdir()
-        proc = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)],
-            capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
-        mounted.append(mnt)
-        return mnt
-
-    try:
-        yield mount
-    finally:
-        gc.collect()
-        drop_cache()
-        busy = []
-        for mnt in mounted:
-            done = subprocess.run(["umount", str(mnt)], capture_output=True,
-                                  text=True)
-            if done.returncode != 0:
-                subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-                busy.append(f"{mnt}: {done.stderr.strip()}")
-        if busy:
-            pytest.fail(f"tmpfs still busy after the test: {busy}")
-
-
-def free_bytes(path):
-    st = os.statvfs(path)
-    return st.f_bfree * st.f_frsize
-
-
-def run_forked(func, setup=None):
-    """func() in a forked child (after setup(), if given).
-
-    Returns ("ok", result) with func's JSON-able result, ("raised", repr of
-    the exception) or ("signal", signal name) if the child was killed.
-    """
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        status = 0
-        try:
-            os.close(r)
-            if setup is not None:
-                setup()
-            out = ["ok", func()]
-        except BaseException as exc:
-            out = ["raised", repr(exc)]
-            status = 1
-        try:
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(status)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 65536):
-        chunks.append(chunk)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return ("signal", signal.Signals(os.WTERMSIG(status)).name)
-    out = json.loads(b"".join(chunks) or b'["raised", "no result"]')
-    return tuple(out)
 
 
 def legacy_trailer(shape, dtype, maxdims=64):

@@ -13,6 +13,7 @@ from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 import pytest
+from _helpers import is_shared
 
 import SharedArray as sa
 
@@ -20,26 +21,19 @@ METHODS = [m for m in ("spawn", "forkserver", "fork")
            if m in mp.get_all_start_methods()]
 
 
-def _is_shared(a):
-    base = a.base
-    while isinstance(base, np.ndarray):
-        base = base.base
-    return isinstance(base, sa.Mapping)
-
-
 def describe(a):
-    return (_is_shared(a), a.shape, a.strides, a.dtype, a.flags.writeable,
+    return (is_shared(a), a.shape, a.strides, a.dtype, a.flags.writeable,
             a.tolist())
 
 
 def fill(a, value):
     a[...] = value
-    return _is_shared(a)
+    return is_shared(a)
 
 
 def fill_and_report(queue, a, value):
     a[...] = value
-    queue.put(_is_shared(a))
+    queue.put(is_shared(a))
 
 
 def make_view_in_child(name):
@@ -117,7 +111,7 @@ def test_process_pool_executor_round_trip(ctx, shared):
         back = ex.submit(make_view_in_child, name).result(timeout=60)
     assert (a[4:] == 3).all()
     # The view made in the child comes back by reference too.
-    assert _is_shared(back)
+    assert is_shared(back)
     back[...] = 8
     assert (a[1:3] == 8).all()
 
@@ -176,7 +170,7 @@ def test_file_backed_relative_name_travels(ctx, tmp_path, monkeypatch):
 def test_plain_pickle_copies(shared):
     name, a = shared
     b = pickle.loads(pickle.dumps(a[1:3]))
-    assert not _is_shared(b)
+    assert not is_shared(b)
     b[...] = 100
     assert not (a[1:3] == 100).any()
 

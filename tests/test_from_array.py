@@ -1,15 +1,13 @@
-"""from_array() copies into a new segment atomically; info() describes one
-without mapping it."""
+"""from_array() copies into a new segment atomically."""
 
 import os
 import stat
-import time
 
 import numpy as np
 import pytest
+from _helpers import assert_same_array, random_array, shm_path
 
 import SharedArray as sa
-from _helpers import assert_same_array, random_array, shm_path
 
 SOURCES = {
     "C 2-d": lambda: random_array((5, 7), "<f8"),
@@ -56,10 +54,15 @@ def test_from_array_accepts_array_likes_and_mode(shm_name):
     sa.delete(name)
 
 
+# A ragged list: NumPy >= 1.24 refuses to make an array of it (ValueError);
+# NumPy 1.23 made an object array of it, which from_array refuses (TypeError).
+RAGGED = ValueError if np.lib.NumpyVersion(np.__version__) >= "1.24.0" else TypeError
+
+
 @pytest.mark.parametrize("bad, exc", [
     (np.array([object()]), TypeError),
     (np.zeros(2, [("a", "O")]), TypeError),
-    ([[1, 2], [3]], (ValueError, TypeError)),  # NumPy 1.x: object array
+    ([[1, 2], [3]], RAGGED),
 ])
 def test_from_array_refusals_leave_nothing(shm_name, bad, exc):
     name = shm_name()
@@ -76,46 +79,3 @@ def test_from_array_existing_name_is_left_alone(shm_name):
     assert info.value.filename == name
     assert sa.attach(name).tolist() == first.tolist() == [0, 1, 2]
     sa.delete(name)
-
-
-def test_info_describes_without_mapping(shm_name):
-    name = "shm://" + shm_name()
-    dt = np.dtype([("x", "<f4"), ("y", "<i2", (3,))])
-    before = time.time()
-    a = sa.create(name, (2, 5), dt, order="F", mode=0o604)
-    d = sa.info(name)
-    assert d.name == name
-    assert d.dtype == dt
-    assert d.dims == (2, 5)
-    assert d.nbytes == a.nbytes
-    assert d.order == "F"
-    assert d.mode == 0o604
-    assert d.uid == os.geteuid()
-    assert before - 2 <= d.mtime <= time.time() + 2
-    assert d.format == "npy"
-    name_, dtype_, dims_ = d  # unpacks like SharedArray 3.x list entries
-    assert (name_, dtype_, dims_) == (name, dt, (2, 5))
-    sa.delete(name)
-
-
-def test_info_does_not_map(shm_name):
-    name = shm_name()
-    sa.create(name, 10)
-    maps_before = open("/proc/self/maps").read().count(shm_path(name))
-    for _ in range(5):
-        sa.info(name)
-    assert open("/proc/self/maps").read().count(shm_path(name)) == maps_before
-    sa.delete(name)
-
-
-def test_info_errors(shm_name, tmp_path):
-    missing = shm_name()
-    with pytest.raises(FileNotFoundError) as info:
-        sa.info(missing)
-    assert info.value.filename == missing
-    other = tmp_path / "notes.txt"
-    other.write_text("not an array")
-    with pytest.raises(ValueError, match="notes.txt"):
-        sa.info("file://" + str(other))
-    with pytest.raises(ValueError, match="invalid array name"):
-        sa.info("shm://a/b")

@@ -9,9 +9,9 @@ import textwrap
 
 import numpy as np
 import pytest
-
-import SharedArray as sa
 from _helpers import (
+    run_python,
+    shm_entries,
     shm_path,
     worker_race_attacher,
     worker_read_ro,
@@ -19,17 +19,10 @@ from _helpers import (
     worker_write_row,
 )
 
+import SharedArray as sa
+
 SPAWN = mp.get_context("spawn")
 LIMIT = 120  # seconds: only a guard against hangs, never asserted on
-
-
-def run_python(code, *args):
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True, text=True, timeout=LIMIT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def join_all(procs):
@@ -246,6 +239,6 @@ def test_concurrent_creators_exactly_one_wins(shm_name):
     winner = outs.index("created") + 1
     b = sa.attach(name)
     assert (b == winner).all()
-    assert [n for n in os.listdir("/dev/shm") if n.startswith(name)] == [name]
+    assert shm_entries(name) == [name]
     sa.delete(name)
     assert not os.path.exists(shm_path(name))

@@ -30,9 +30,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from _helpers import array_path, remove_shm_entries, shm_entries
 
 import SharedArray as sa
-from _helpers import remove_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "_stress_worker.py")
@@ -43,10 +43,6 @@ ALLOWED = {"FileExistsError", "FileNotFoundError", "OSError(ESTALE)"}
 
 sys.path.insert(0, HERE)
 import _stress_worker  # noqa: E402  (verify() for the leftovers)
-
-
-def _stray(prefix):
-    return sorted(e for e in os.listdir("/dev/shm") if e.startswith(prefix))
 
 
 def test_processes_and_threads_race_on_the_same_names(tmp_path):
@@ -72,25 +68,21 @@ def test_processes_and_threads_race_on_the_same_names(tmp_path):
             results.append(json.loads(out))
 
         # What is left: only complete arrays under the names used.
-        left_shm = _stray(prefix)
+        left_shm = shm_entries(prefix)
         assert set(left_shm) <= set(shm_names), left_shm
         assert os.listdir(tmp_path) in ([], ["shared.npy"]), os.listdir(tmp_path)
-        survivors = [n for n in names
-                     if os.path.lexists(n.replace("file://", "", 1)
-                                        if n.startswith("file://")
-                                        else "/dev/shm/" + n)]
+        survivors = [n for n in names if os.path.lexists(array_path(n))]
         for n in survivors:
             _stress_worker.verify(sa.attach(n, ro=True))
             sa.delete(n)
-        assert _stray(prefix) == []
+        assert shm_entries(prefix) == []
         assert os.listdir(tmp_path) == []
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        for e in _stray(prefix):
-            remove_path(os.path.join("/dev/shm", e))
+        remove_shm_entries(prefix)
 
     ok, exc, kinds = Counter(), Counter(), Counter()
     failures = []

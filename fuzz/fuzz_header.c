@@ -24,7 +24,7 @@ check_roundtrip(const sa_header *h)
     if (sa_header_build(h->literal, h->literal_len, h->major == 3,
                         h->fortran_order, h->ndim, h->dims, 4096, &buf,
                         &len) != 0) {
-        return;  /* refused (e.g. too long): fine, but never a crash */
+        return; /* refused (e.g. too long): fine, but never a crash */
     }
     if (len % 4096 != 0 ||
         sa_header_parse(buf, len, &again, &why) != SA_HDR_OK ||

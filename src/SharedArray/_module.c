@@ -6,51 +6,62 @@
 
 #include <sys/mman.h>
 
-PyDoc_STRVAR(create_doc,
-"create(name, shape, dtype=float, order='C', mode=0o600, exist_ok=False)\n"
-"--\n\n"
-"Create a zero-filled array in shared memory and return it.\n\n"
-"name is 'shm://NAME' (POSIX shared memory), 'file://PATH' (a file), or a\n"
-"bare NAME (= shm://NAME).  shape, dtype and order are as numpy.zeros\n"
-"takes them.  The segment is a .npy file whose data starts on a page\n"
-"boundary; it is created with exactly the permission bits in mode, its\n"
-"space is reserved up front (a full filesystem raises OSError(ENOSPC)),\n"
-"and it appears under name only once complete.\n\n"
-"Raises FileExistsError if name exists, unless exist_ok is true and the\n"
-"array there has this shape, dtype and order: then it is attached.");
+/* clang-format off: docstrings read best laid out as they print. */
+PyDoc_STRVAR(
+    create_doc,
+    "create(name, shape, dtype=float, order='C', mode=0o600, exist_ok=False)\n"
+    "--\n\n"
+    "Create a zero-filled array in shared memory and return it.\n\n"
+    "name is 'shm://NAME' (POSIX shared memory), 'file://PATH' (a file), or "
+    "a\n"
+    "bare NAME (= shm://NAME).  shape, dtype and order are as numpy.zeros\n"
+    "takes them.  The segment is a .npy file whose data starts on a page\n"
+    "boundary; it is created with exactly the permission bits in mode, its\n"
+    "space is reserved up front (a full filesystem raises OSError(ENOSPC)),\n"
+    "and it appears under name only once complete.\n\n"
+    "Raises FileExistsError if name exists, unless exist_ok is true and the\n"
+    "array there has this shape, dtype and order: then it is attached.");
 
-PyDoc_STRVAR(from_array_doc,
-"from_array(name, array, mode=0o600)\n--\n\n"
-"Create an array in shared memory holding a copy of array (any array-like)\n"
-"and return it.  Shape and dtype are array's; a Fortran-ordered array\n"
-"stays Fortran-ordered.  Like create(), the segment appears under name only\n"
-"once complete, here with the data already copied in.");
+PyDoc_STRVAR(
+    from_array_doc,
+    "from_array(name, array, mode=0o600)\n--\n\n"
+    "Create an array in shared memory holding a copy of array (any "
+    "array-like)\n"
+    "and return it.  Shape and dtype are array's; a Fortran-ordered array\n"
+    "stays Fortran-ordered.  Like create(), the segment appears under name "
+    "only\n"
+    "once complete, here with the data already copied in.");
 
-PyDoc_STRVAR(attach_doc,
-"attach(name, ro=False)\n--\n\n"
-"Map an existing array and return it.  ro=True maps it read-only and\n"
-"returns a non-writeable array.  Any .npy file that NumPy wrote can be\n"
-"attached.  Raises FileNotFoundError if name does not exist and\n"
-"ValueError if it is not a valid array.");
+PyDoc_STRVAR(
+    attach_doc,
+    "attach(name, ro=False)\n--\n\n"
+    "Map an existing array and return it.  ro=True maps it read-only and\n"
+    "returns a non-writeable array.  Any .npy file that NumPy wrote can be\n"
+    "attached.  Raises FileNotFoundError if name does not exist and\n"
+    "ValueError if it is not a valid array.");
 
-PyDoc_STRVAR(delete_doc,
-"delete(name)\n--\n\n"
-"Remove the name of an array.  Arrays already attached stay valid; the\n"
-"memory is freed when the last one is gone.  Refuses (ValueError) to\n"
-"remove a file that is not an array.");
+PyDoc_STRVAR(
+    delete_doc,
+    "delete(name)\n--\n\n"
+    "Remove the name of an array.  Arrays already attached stay valid; the\n"
+    "memory is freed when the last one is gone.  Refuses (ValueError) to\n"
+    "remove a file that is not an array.");
 
-PyDoc_STRVAR(list_doc,
-"list()\n--\n\n"
-"Return the arrays in POSIX shared memory (Linux: /dev/shm) as\n"
-"ArrayDesc entries with name, dtype, dims and nbytes.  Files that are\n"
-"not arrays, or cannot be read, are skipped.");
+PyDoc_STRVAR(
+    list_doc,
+    "list()\n--\n\n"
+    "Return the arrays in POSIX shared memory (Linux: /dev/shm) as\n"
+    "ArrayDesc entries with name, dtype, dims and nbytes.  Files that are\n"
+    "not arrays, or cannot be read, are skipped.");
 
-PyDoc_STRVAR(info_doc,
-"info(name)\n--\n\n"
-"Describe an array without mapping it: an ArrayDesc with name, dtype,\n"
-"dims, nbytes, order, mode, uid, mtime and format.  Raises\n"
-"FileNotFoundError if name does not exist, ValueError if it is not an\n"
-"array.");
+PyDoc_STRVAR(
+    info_doc,
+    "info(name)\n--\n\n"
+    "Describe an array without mapping it: an ArrayDesc with name, dtype,\n"
+    "dims, nbytes, order, mode, uid, mtime and format.  Raises\n"
+    "FileNotFoundError if name does not exist, ValueError if it is not an\n"
+    "array.");
+/* clang-format on */
 
 static PyMethodDef module_methods[] = {
     {"create", (PyCFunction)(void (*)(void))sa_create,
@@ -114,8 +125,7 @@ module_exec(PyObject *m)
     st->cache_strong = PyDict_New();
     st->cache_weak = PyDict_New();
     if (st->descr_cache == NULL || st->list_seen == NULL ||
-        st->cache_strong == NULL ||
-        st->cache_weak == NULL) {
+        st->cache_strong == NULL || st->cache_weak == NULL) {
         return -1;
     }
     st->cache_max_entries = SA_CACHE_MAX_ENTRIES;

@@ -109,4 +109,3 @@ sa_name_from_object(PyObject *obj, sa_name *out)
     }
     return 0;
 }
-

@@ -11,8 +11,8 @@
 
 /* Maps and wraps an opened, validated segment; NULL with an exception. */
 static PyObject *
-map_segment(sa_state *st, PyObject *nameobj, const sa_name *name,
-            sa_probe *p, const sa_layout *lay, int ro)
+map_segment(sa_state *st, PyObject *nameobj, const sa_name *name, sa_probe *p,
+            const sa_layout *lay, int ro)
 {
     uint64_t end = lay->data_offset + lay->nbytes;
     void *addr = NULL;
@@ -23,20 +23,19 @@ map_segment(sa_state *st, PyObject *nameobj, const sa_name *name,
     if (end == 0) {
         end = 1;
     }
-    Py_BEGIN_ALLOW_THREADS
-    if (!ro) {
+    Py_BEGIN_ALLOW_THREADS if (!ro)
+    {
         /* /dev/shm is a tmpfs, whose block count is data only. */
         err = sa_reserve(p->fd, &p->st, end, name->backend == SA_BACKEND_SHM);
     }
     if (err == 0) {
         err = sa_map(p->fd, &p->st, end, !ro, &addr, &maplen);
     }
-    Py_END_ALLOW_THREADS
-    if (err != 0) {
+    Py_END_ALLOW_THREADS if (err != 0)
+    {
         return sa_raise_errno(err, nameobj);
     }
-    return sa_mapping_new(st, addr, maplen, lay, nameobj, &p->st, &p->id,
-                          !ro);
+    return sa_mapping_new(st, addr, maplen, lay, nameobj, &p->st, &p->id, !ro);
 }
 
 PyObject *

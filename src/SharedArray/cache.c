@@ -40,12 +40,12 @@ still_same(const sa_mapping *m, const struct stat *now, const sa_ident *id)
 {
     /* Same credentials too: open(2) would judge permissions as before
      * (a forked child that dropped privileges must not inherit access). */
-    return m->euid == geteuid() && m->egid == getegid() && id->has_btime && m->id.has_btime && id->dev == m->id.dev &&
-           id->ino == m->id.ino && id->btime_sec == m->id.btime_sec &&
+    return m->euid == geteuid() && m->egid == getegid() && id->has_btime &&
+           m->id.has_btime && id->dev == m->id.dev && id->ino == m->id.ino &&
+           id->btime_sec == m->id.btime_sec &&
            id->btime_nsec == m->id.btime_nsec &&
-           (uint64_t)now->st_size == m->file_size &&
-           now->st_mode == m->mode && now->st_uid == m->uid &&
-           now->st_gid == m->gid;
+           (uint64_t)now->st_size == m->file_size && now->st_mode == m->mode &&
+           now->st_uid == m->uid && now->st_gid == m->gid;
 }
 
 /* Drops key from strong (adjusting the byte count) and from weak. */
@@ -92,7 +92,7 @@ trim(sa_state *st)
         }
         Py_XDECREF(ref);
         Py_DECREF(key);
-        Py_DECREF(m);  /* may unmap it, if no array uses it */
+        Py_DECREF(m); /* may unmap it, if no array uses it */
     }
 }
 
@@ -159,10 +159,11 @@ sa_cache_lookup(sa_state *st, PyObject *key, const sa_name *name)
     }
     Py_INCREF(m);
     /* shm names never follow a symlink; file paths do, as open does. */
-    Py_BEGIN_ALLOW_THREADS
-    err = sa_stat(-1, name->path, name->backend == SA_BACKEND_SHM, &now, &id);
-    Py_END_ALLOW_THREADS
-    if (err != 0 || !still_same((sa_mapping *)m, &now, &id)) {
+    Py_BEGIN_ALLOW_THREADS err =
+        sa_stat(-1, name->path, name->backend == SA_BACKEND_SHM, &now, &id);
+    Py_END_ALLOW_THREADS if (err != 0 ||
+                             !still_same((sa_mapping *)m, &now, &id))
+    {
         drop(st, key);
         Py_DECREF(m);
         return NULL;
@@ -220,13 +221,13 @@ sa_cache_dead(sa_state *st, PyObject *key)
     PyObject *type, *value, *tb, *ref, *obj;
 
     if (st == NULL || st->cache_weak == NULL) {
-        return;  /* the module is being torn down */
+        return; /* the module is being torn down */
     }
     PyErr_Fetch(&type, &value, &tb);
     ref = PyDict_GetItemWithError(st->cache_weak, key);
     /* Only our own dead entry: the key may map a newer mapping by now. */
-    if (ref != NULL && ((obj = PyWeakref_GetObject(ref)) == NULL ||
-                        obj == Py_None)) {
+    if (ref != NULL &&
+        ((obj = PyWeakref_GetObject(ref)) == NULL || obj == Py_None)) {
         PyDict_DelItem(st->cache_weak, key);
     }
     PyErr_Clear();
@@ -238,12 +239,11 @@ sa_cache_info(PyObject *module, PyObject *Py_UNUSED(args))
 {
     sa_state *st = sa_get_state(module);
 
-    return Py_BuildValue("(KKnKnK)", (unsigned long long)st->cache_hits,
-                         (unsigned long long)st->cache_misses,
-                         PyDict_GET_SIZE(st->cache_strong),
-                         (unsigned long long)st->cache_bytes,
-                         st->cache_max_entries,
-                         (unsigned long long)st->cache_max_bytes);
+    return Py_BuildValue(
+        "(KKnKnK)", (unsigned long long)st->cache_hits,
+        (unsigned long long)st->cache_misses,
+        PyDict_GET_SIZE(st->cache_strong), (unsigned long long)st->cache_bytes,
+        st->cache_max_entries, (unsigned long long)st->cache_max_bytes);
 }
 
 PyObject *
@@ -304,10 +304,10 @@ sa_cache_limits(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         negative = PyObject_RichCompareBool(bytes, zero, Py_LT);
         Py_DECREF(zero);
         if (negative != 0) {
-            return negative < 0 ? NULL
-                                : PyErr_Format(PyExc_ValueError,
-                                               "max_bytes must be >= 0, not %R",
-                                               bytes);
+            return negative < 0
+                       ? NULL
+                       : PyErr_Format(PyExc_ValueError,
+                                      "max_bytes must be >= 0, not %R", bytes);
         }
         b = PyLong_AsUnsignedLongLong(bytes);
         if (b == (unsigned long long)-1 && PyErr_Occurred()) {

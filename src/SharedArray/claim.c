@@ -65,8 +65,8 @@ claim_address(const sa_name *name, struct sockaddr_un *addr,
                      (unsigned long long)dir.st_ino,
                      (unsigned long long)fnv1a(name->base));
     }
-    *addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                           (size_t)n);
+    *addrlen =
+        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
     return 0;
 }
 

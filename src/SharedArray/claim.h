@@ -11,10 +11,10 @@
 #include "names.h"
 
 typedef struct {
-    int fd;        /* the claim, held while >= 0 */
-    int wait_fd;   /* a connection to another creator's claim, >= 0 while
+    int fd;      /* the claim, held while >= 0 */
+    int wait_fd; /* a connection to another creator's claim, >= 0 while
                     * we wait for it to finish */
-    int tried;     /* a claim was not to be had (see sa_claim_try) */
+    int tried;   /* a claim was not to be had (see sa_claim_try) */
 } sa_claim;
 
 /*

@@ -95,8 +95,9 @@ convert_shape(PyObject *obj, shape_t *shape)
     int i, rc = -1;
 
     if (obj == Py_None) {
-        PyErr_SetString(PyExc_TypeError,
-                        "shape must be an int or a sequence of ints, not None");
+        PyErr_SetString(
+            PyExc_TypeError,
+            "shape must be an int or a sequence of ints, not None");
         return -1;
     }
     if (!PyArray_IntpConverter(obj, &dims)) {
@@ -135,16 +136,17 @@ prepare(sa_create_job *job)
     int err;
 
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        if (job->claim.wait_fd >= 0) {
+        Py_BEGIN_ALLOW_THREADS if (job->claim.wait_fd >= 0)
+        {
             sa_claim_wait(&job->claim, 100);
             err = EINTR;
         }
-        else {
+        else
+        {
             err = sa_create_prepare(job);
         }
-        Py_END_ALLOW_THREADS
-        if (err != EINTR && err != EBUSY) {
+        Py_END_ALLOW_THREADS if (err != EINTR && err != EBUSY)
+        {
             return err;
         }
         /* Nothing is left behind; go on unless a handler raised (e.g.
@@ -198,10 +200,9 @@ make_segment(sa_state *st, PyObject *nameobj, sa_create_job *job,
     if (PyErr_CheckSignals() < 0) {
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS
-    err = sa_create_publish(job);
-    Py_END_ALLOW_THREADS
-    if (err != 0) {
+    Py_BEGIN_ALLOW_THREADS err = sa_create_publish(job);
+    Py_END_ALLOW_THREADS if (err != 0)
+    {
         sa_raise_errno(err, nameobj);
         goto done;
     }
@@ -265,9 +266,8 @@ attach_existing(sa_state *st, PyObject *nameobj, const sa_name *name,
         msg = PyUnicode_FromFormat(
             "%R exists with shape %R, dtype %R, order '%s'; asked for shape "
             "%R, dtype %R, order '%s'",
-            nameobj, have_shape, (PyObject *)m->descr,
-            m->fortran ? "F" : "C", want_shape, (PyObject *)want->descr,
-            want->fortran ? "F" : "C");
+            nameobj, have_shape, (PyObject *)m->descr, m->fortran ? "F" : "C",
+            want_shape, (PyObject *)want->descr, want->fortran ? "F" : "C");
     }
     if (msg != NULL) {
         exc = PyObject_CallFunction(PyExc_FileExistsError, "iOO", EEXIST, msg,
@@ -325,11 +325,10 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
         goto done;
     }
     page = sysconf(_SC_PAGESIZE);
-    err = sa_header_build(PyBytes_AS_STRING(literal),
-                          (size_t)PyBytes_GET_SIZE(literal), utf8, fortran,
-                          shape->ndim, shape->dims,
-                          page > 0 ? (size_t)page : 4096, &header,
-                          &header_len);
+    err = sa_header_build(
+        PyBytes_AS_STRING(literal), (size_t)PyBytes_GET_SIZE(literal), utf8,
+        fortran, shape->ndim, shape->dims, page > 0 ? (size_t)page : 4096,
+        &header, &header_len);
     if (err == ENOMEM) {
         PyErr_NoMemory();
         goto done;
@@ -366,7 +365,8 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
         }
         PyErr_Clear();
         result = attach_existing(st, nameobj, name, &lay);
-        if (result != NULL || !PyErr_ExceptionMatches(PyExc_FileNotFoundError)) {
+        if (result != NULL ||
+            !PyErr_ExceptionMatches(PyExc_FileNotFoundError)) {
             break;
         }
         PyErr_Clear();
@@ -382,8 +382,8 @@ PyObject *
 sa_create(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
           PyObject *kwnames)
 {
-    static const char *const names[] = {"name", "shape", "dtype", "order",
-                                        "mode", "exist_ok"};
+    static const char *const names[] = {"name",  "shape", "dtype",
+                                        "order", "mode",  "exist_ok"};
     PyObject *a[6];
     PyArray_Descr *dtype = NULL;
     PyObject *result = NULL;
@@ -394,7 +394,8 @@ sa_create(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     int exist_ok = 0;
 
     if (sa_parse_args("create", args, nargs, kwnames, names, 6, 2, a) < 0 ||
-        sa_name_from_object(a[0], &name) < 0 || convert_shape(a[1], &shape) < 0) {
+        sa_name_from_object(a[0], &name) < 0 ||
+        convert_shape(a[1], &shape) < 0) {
         return NULL;
     }
     if (!PyArray_DescrConverter(a[2] ? a[2] : Py_None, &dtype)) {
@@ -436,7 +437,8 @@ sa_from_array(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 
     if (sa_parse_args("from_array", args, nargs, kwnames, names, 3, 2, a) <
             0 ||
-        sa_name_from_object(a[0], &name) < 0 || convert_mode(a[2], &mode) < 0) {
+        sa_name_from_object(a[0], &name) < 0 ||
+        convert_mode(a[2], &mode) < 0) {
         return NULL;
     }
     src = (PyArrayObject *)PyArray_FROM_O(a[1]);

@@ -21,15 +21,14 @@ delete_impl(sa_state *st, PyObject *nameobj, const sa_name *name)
     }
     /* A damaged header still marks the file as ours; no magic does not. */
     if (!p.regular || p.kind == SA_SEG_OTHER) {
-        PyErr_Format(PyExc_ValueError,
-                     "%R is not an array (%s); not deleted", nameobj,
+        PyErr_Format(PyExc_ValueError, "%R is not an array (%s); not deleted",
+                     nameobj,
                      p.regular ? "no .npy header" : "not a regular file");
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS
-    err = sa_unlink_checked(&p, name->path);
-    Py_END_ALLOW_THREADS
-    if (err == ESTALE) {
+    Py_BEGIN_ALLOW_THREADS err = sa_unlink_checked(&p, name->path);
+    Py_END_ALLOW_THREADS if (err == ESTALE)
+    {
         /* FileNotFoundError, with errno and filename like any other. */
         sa_raise_errno_msg(ENOENT, nameobj,
                            "replaced while being deleted; left in place");
@@ -49,8 +48,8 @@ done:
 }
 
 PyObject *
-sa_delete(PyObject *module, PyObject *const *args,
-          Py_ssize_t nargs, PyObject *kwnames)
+sa_delete(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames)
 {
     static const char *const names[] = {"name"};
     PyObject *a[1];

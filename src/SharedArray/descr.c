@@ -114,8 +114,7 @@ done:
 static PyObject *
 invalid(PyObject *name, const char *what)
 {
-    PyErr_Format(PyExc_ValueError, "%R is not a valid array: %s", name,
-                 what);
+    PyErr_Format(PyExc_ValueError, "%R is not a valid array: %s", name, what);
     return NULL;
 }
 
@@ -144,7 +143,8 @@ descr_plain(sa_state *st, const sa_header *h, const sa_simple_descr *sd,
         invalid(name, "its header names a dtype NumPy does not know");
         goto done;
     }
-    if (d->kind != sd->kind || (uint64_t)PyDataType_ELSIZE(d) != sd->itemsize) {
+    if (d->kind != sd->kind ||
+        (uint64_t)PyDataType_ELSIZE(d) != sd->itemsize) {
         Py_CLEAR(d);
         invalid(name, "its header names a dtype NumPy reads differently");
         goto done;
@@ -294,4 +294,3 @@ sa_descr_of_header(sa_state *st, const sa_probe *p, PyObject *name)
     }
     return descr_literal_eval(st, p, name);
 }
-

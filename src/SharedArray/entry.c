@@ -105,9 +105,8 @@ sa_entry_new(sa_state *st, PyObject *name, sa_probe *p)
         return NULL;
     }
     /* A failed item leaves NULL in place, which the entry's dealloc skips. */
-    PyStructSequence_SET_ITEM(entry, 0,
-                              PyObject_CallOneArg((PyObject *)st->name_type,
-                                                  name));
+    PyStructSequence_SET_ITEM(
+        entry, 0, PyObject_CallOneArg((PyObject *)st->name_type, name));
     PyStructSequence_SET_ITEM(entry, 1, (PyObject *)lay.descr);
     v = PyTuple_New(lay.ndim);
     for (i = 0; v != NULL && i < lay.ndim; i++) {
@@ -121,20 +120,20 @@ sa_entry_new(sa_state *st, PyObject *name, sa_probe *p)
     PyStructSequence_SET_ITEM(entry, 2, v);
     PyStructSequence_SET_ITEM(entry, 3,
                               PyLong_FromUnsignedLongLong(lay.nbytes));
-    PyStructSequence_SET_ITEM(
-        entry, 4, PyUnicode_FromString(lay.fortran ? "F" : "C"));
+    PyStructSequence_SET_ITEM(entry, 4,
+                              PyUnicode_FromString(lay.fortran ? "F" : "C"));
     PyStructSequence_SET_ITEM(entry, 5,
                               PyLong_FromLong((long)(p->st.st_mode & 07777)));
-    PyStructSequence_SET_ITEM(entry, 6,
-                              PyLong_FromUnsignedLong((unsigned long)p->st.st_uid));
+    PyStructSequence_SET_ITEM(
+        entry, 6, PyLong_FromUnsignedLong((unsigned long)p->st.st_uid));
     PyStructSequence_SET_ITEM(
         entry, 7,
         PyFloat_FromDouble((double)p->st.st_mtim.tv_sec +
                            (double)p->st.st_mtim.tv_nsec * 1e-9));
-    PyStructSequence_SET_ITEM(
-        entry, 8,
-        PyUnicode_FromString(p->kind == SA_SEG_LEGACY ? "sharedarray3"
-                                                        : "npy"));
+    PyStructSequence_SET_ITEM(entry, 8,
+                              PyUnicode_FromString(p->kind == SA_SEG_LEGACY
+                                                       ? "sharedarray3"
+                                                       : "npy"));
     for (i = 0; i < 9; i++) {
         if (PyStructSequence_GET_ITEM(entry, i) == NULL) {
             Py_DECREF(entry);
@@ -143,4 +142,3 @@ sa_entry_new(sa_state *st, PyObject *name, sa_probe *p)
     }
     return entry;
 }
-

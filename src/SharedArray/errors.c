@@ -19,8 +19,8 @@ sa_raise_errno(int err, PyObject *name)
 PyObject *
 sa_raise_errno_msg(int err, PyObject *name, const char *msg)
 {
-    PyObject *exc = PyObject_CallFunction(PyExc_OSError, "isO", err, msg,
-                                          name);
+    PyObject *exc =
+        PyObject_CallFunction(PyExc_OSError, "isO", err, msg, name);
 
     /* OSError(errno, ...) builds the matching subclass itself. */
     if (exc != NULL) {

@@ -14,11 +14,20 @@
 static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 
 static const sa_npy_version npy_versions[] = {
-    {.major = 1, .prefix = 10, .len_bytes = 2, .max_len = 0xFFFF,
+    {.major = 1,
+     .prefix = 10,
+     .len_bytes = 2,
+     .max_len = 0xFFFF,
      .encoding = "latin1"},
-    {.major = 2, .prefix = 12, .len_bytes = 4, .max_len = 0xFFFFFFFF,
+    {.major = 2,
+     .prefix = 12,
+     .len_bytes = 4,
+     .max_len = 0xFFFFFFFF,
      .encoding = "latin1"},
-    {.major = 3, .prefix = 12, .len_bytes = 4, .max_len = 0xFFFFFFFF,
+    {.major = 3,
+     .prefix = 12,
+     .len_bytes = 4,
+     .max_len = 0xFFFFFFFF,
      .encoding = "utf-8"},
 };
 
@@ -509,8 +518,8 @@ put_u64(char *p, uint64_t v)
 
 int
 sa_header_build(const char *descr_literal, size_t descr_len, int utf8,
-                int fortran_order, int ndim, const int64_t *dims,
-                size_t align, unsigned char **out, size_t *out_len)
+                int fortran_order, int ndim, const int64_t *dims, size_t align,
+                unsigned char **out, size_t *out_len)
 {
     static const char k_descr[] = "{'descr': ";
     static const char k_order[] = ", 'fortran_order': ";

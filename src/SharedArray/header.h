@@ -32,14 +32,14 @@ const sa_npy_version *sa_npy_version_of(int major);
 
 typedef enum {
     SA_HDR_OK = 0,
-    SA_HDR_NOT_NPY,     /* no .npy magic: some other file */
-    SA_HDR_NEED_MORE,   /* valid so far; header is data_offset bytes long */
-    SA_HDR_CORRUPT,     /* has the magic but does not parse; see why */
+    SA_HDR_NOT_NPY,   /* no .npy magic: some other file */
+    SA_HDR_NEED_MORE, /* valid so far; header is data_offset bytes long */
+    SA_HDR_CORRUPT,   /* has the magic but does not parse; see why */
 } sa_hdr_status;
 
 typedef struct {
-    int major;                /* 1, 2 or 3 (3: header text is UTF-8) */
-    size_t data_offset;       /* prefix + header length: where data starts */
+    int major;          /* 1, 2 or 3 (3: header text is UTF-8) */
+    size_t data_offset; /* prefix + header length: where data starts */
     /*
      * The descr as it stands in the header: literal is the whole Python
      * literal ('<f8' with its quotes, or a list) for the Python fallback;
@@ -69,9 +69,9 @@ sa_hdr_status sa_header_parse(const unsigned char *buf, size_t len,
 
 /* A plain descr string like "<f8", "|S10", "<M8[ns]", split into parts. */
 typedef struct {
-    char byteorder;       /* '<', '>', '|' or '=' */
-    char kind;            /* one of "biufcSUVMm" */
-    uint64_t itemsize;    /* bytes per element */
+    char byteorder;    /* '<', '>', '|' or '=' */
+    char kind;         /* one of "biufcSUVMm" */
+    uint64_t itemsize; /* bytes per element */
 } sa_simple_descr;
 
 /*

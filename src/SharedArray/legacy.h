@@ -19,12 +19,12 @@
 #define SA_LEGACY_TAIL_MAX SA_LEGACY_TRAILER_64
 
 typedef struct {
-    uint64_t size;        /* data bytes, checked against dims * itemsize */
-    int typenum;          /* NumPy type number of the writer */
+    uint64_t size; /* data bytes, checked against dims * itemsize */
+    int typenum;   /* NumPy type number of the writer */
     int itemsize;
     int ndim;
     int64_t dims[SA_MAXDIMS];
-    size_t trailer_len;   /* SA_LEGACY_TRAILER_32 or _64 */
+    size_t trailer_len; /* SA_LEGACY_TRAILER_32 or _64 */
 } sa_legacy;
 
 /*

@@ -50,7 +50,7 @@ typedef struct {
 static void
 seen_of(seen_file *f, const struct stat *st, const sa_ident *id, uid_t euid)
 {
-    memset(f, 0, sizeof(*f));  /* padding too: compared with memcmp */
+    memset(f, 0, sizeof(*f)); /* padding too: compared with memcmp */
     f->dev = id->dev;
     f->ino = id->ino;
     f->size = (uint64_t)st->st_size;
@@ -81,10 +81,10 @@ list_one(sa_state *st, int dirfd, const char *fname, PyObject *key,
 
     err = sa_probe_py(&p, dirfd, fname, 0, 1);
     if (err < 0) {
-        return NULL;      /* a signal handler raised */
+        return NULL; /* a signal handler raised */
     }
     if (err != 0) {
-        Py_RETURN_NONE;   /* vanished, or not ours to read */
+        Py_RETURN_NONE; /* vanished, or not ours to read */
     }
     Py_INCREF(entry);
     if (p.regular && (p.kind == SA_SEG_NPY || p.kind == SA_SEG_LEGACY)) {
@@ -157,11 +157,10 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         /* Known from the last call, and unchanged: one statx. */
         memo = PyDict_GetItemWithError(before, key);
         if (memo != NULL) {
-            Py_BEGIN_ALLOW_THREADS
-            err = sa_statat(dirfd(dir), de->d_name, AT_SYMLINK_NOFOLLOW, &sb,
-                            &id);
-            Py_END_ALLOW_THREADS
-            if (err == 0) {
+            Py_BEGIN_ALLOW_THREADS err = sa_statat(
+                dirfd(dir), de->d_name, AT_SYMLINK_NOFOLLOW, &sb, &id);
+            Py_END_ALLOW_THREADS if (err == 0)
+            {
                 seen_of(&now, &sb, &id, euid);
             }
             if (err == 0 &&

@@ -33,7 +33,8 @@ parse_shm(const char *s, size_t len, sa_name *out, const char **why)
         *why = "shm name may not contain '/'";
         return -1;
     }
-    if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.')) {
+    if ((len == 1 && s[0] == '.') ||
+        (len == 2 && s[0] == '.' && s[1] == '.')) {
         *why = "shm name may not be '.' or '..'";
         return -1;
     }

@@ -16,9 +16,9 @@ typedef enum { SA_BACKEND_SHM, SA_BACKEND_FILE } sa_backend;
 
 typedef struct {
     sa_backend backend;
-    char path[PATH_MAX];   /* what open() takes */
-    char dir[PATH_MAX];    /* the directory that will hold it */
-    const char *base;      /* final component, inside path */
+    char path[PATH_MAX]; /* what open() takes */
+    char dir[PATH_MAX];  /* the directory that will hold it */
+    const char *base;    /* final component, inside path */
 } sa_name;
 
 /*

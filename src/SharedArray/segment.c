@@ -121,7 +121,7 @@ sa_probe_legacy(sa_probe *p, int exact)
         return (int)-got;
     }
     if ((size_t)got < n) {
-        return 0;  /* shrank under us: not an array */
+        return 0; /* shrank under us: not an array */
     }
     if (sa_legacy_parse(tail, n, (uint64_t)p->st.st_size, &lg) != 0 ||
         (exact && lg.size + lg.trailer_len != (uint64_t)p->st.st_size)) {
@@ -238,8 +238,8 @@ error:
 }
 
 int
-sa_map(int fd, const struct stat *st, uint64_t len, int writable,
-       void **addr, size_t *maplen)
+sa_map(int fd, const struct stat *st, uint64_t len, int writable, void **addr,
+       size_t *maplen)
 {
     uint64_t blk = (uint64_t)st->st_blksize;
     struct statfs sfs;
@@ -260,8 +260,8 @@ sa_map(int fd, const struct stat *st, uint64_t len, int writable,
     if (len == 0 || len > (uint64_t)SIZE_MAX) {
         return len == 0 ? EINVAL : EFBIG;
     }
-    a = mmap(NULL, (size_t)len,
-             writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+    a = mmap(NULL, (size_t)len, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+             MAP_SHARED, fd, 0);
     if (a == MAP_FAILED) {
         return errno;
     }
@@ -310,7 +310,7 @@ pwrite_full(int fd, const unsigned char *buf, size_t len)
 
     while (done < len) {
         r = pwrite(fd, buf + done, len - done, (off_t)done);
-        if (r < 0) {   /* EINTR too: prepare starts again after handlers */
+        if (r < 0) { /* EINTR too: prepare starts again after handlers */
             return errno;
         }
         if (r == 0) {
@@ -383,7 +383,7 @@ populate_tmpfs(sa_create_job *job)
         return ENOSPC;
     }
     if (errno == EINVAL) {
-        return EOPNOTSUPP;   /* before Linux 5.14; the map stays */
+        return EOPNOTSUPP; /* before Linux 5.14; the map stays */
     }
     return errno;
 #else
@@ -414,7 +414,7 @@ int
 sa_create_prepare(sa_create_job *job)
 {
     unsigned char *whole;
-    size_t written;  /* bytes of the file written by pwrite: 0, header, all */
+    size_t written; /* bytes of the file written by pwrite: 0, header, all */
     int err = 0, claimed;
     struct stat taken;
 
@@ -526,8 +526,7 @@ sa_create_prepare(sa_create_job *job)
         job->st.st_mode = (job->st.st_mode & ~(mode_t)07777) | job->mode;
     }
     if (job->addr == NULL) {
-        err = sa_map(job->fd, &job->st, job->total, 1, &job->addr,
-                     &job->size);
+        err = sa_map(job->fd, &job->st, job->total, 1, &job->addr, &job->size);
         if (err != 0) {
             goto error;
         }

@@ -38,26 +38,26 @@ int sa_statat(int dirfd, const char *path, int flags, struct stat *st,
 
 /* What an opened file turned out to be. */
 typedef enum {
-    SA_SEG_OTHER,     /* not an array: no .npy magic, no 3.x trailer */
-    SA_SEG_NPY,       /* an intact .npy header */
-    SA_SEG_DAMAGED,   /* the .npy magic, but a header that does not parse */
-    SA_SEG_LEGACY,    /* a SharedArray 3.x trailer */
+    SA_SEG_OTHER,   /* not an array: no .npy magic, no 3.x trailer */
+    SA_SEG_NPY,     /* an intact .npy header */
+    SA_SEG_DAMAGED, /* the .npy magic, but a header that does not parse */
+    SA_SEG_LEGACY,  /* a SharedArray 3.x trailer */
 } sa_seg_kind;
 
 /* What an open segment looks like before anything is mapped. */
 typedef struct {
-    int fd;                  /* -1 when closed */
+    int fd; /* -1 when closed */
     struct stat st;
     sa_ident id;
-    int regular;             /* st is a regular file */
+    int regular; /* st is a regular file */
     sa_seg_kind kind;
-    const char *why;         /* the defect when kind is SA_SEG_DAMAGED */
-    sa_header hdr;           /* spans point into buf; for a 3.x segment
+    const char *why;    /* the defect when kind is SA_SEG_DAMAGED */
+    sa_header hdr;      /* spans point into buf; for a 3.x segment
                               * only ndim, dims and data_offset (0) */
-    sa_legacy legacy;        /* when kind is SA_SEG_LEGACY */
-    unsigned char *buf;      /* small, or malloc'd for long headers */
+    sa_legacy legacy;   /* when kind is SA_SEG_LEGACY */
+    unsigned char *buf; /* small, or malloc'd for long headers */
     size_t buf_len;
-    unsigned char small[1024];  /* enough for all but many-field dicts,
+    unsigned char small[1024]; /* enough for all but many-field dicts,
                                  * and for a 3.x trailer */
 } sa_probe;
 
@@ -117,17 +117,17 @@ typedef struct {
     const sa_name *name;
     const unsigned char *header;
     size_t header_len;
-    uint64_t total;          /* header_len + data bytes */
-    unsigned int mode;       /* permission bits, applied exactly */
-    sa_claim claim;          /* caller sets fd and wait_fd to -1 */
-    int out_of_space;        /* a first attempt found no room (caller: 0) */
+    uint64_t total;    /* header_len + data bytes */
+    unsigned int mode; /* permission bits, applied exactly */
+    sa_claim claim;    /* caller sets fd and wait_fd to -1 */
+    int out_of_space;  /* a first attempt found no room (caller: 0) */
     /* Set by prepare: */
     int fd;
     int tmp_named;
     char tmp[PATH_MAX];
     void *addr;
-    size_t size;             /* mapped length */
-    struct stat st;          /* of the new file */
+    size_t size;    /* mapped length */
+    struct stat st; /* of the new file */
     sa_ident id;
 } sa_create_job;
 

@@ -31,15 +31,15 @@
 #define SA_CACHE_MAX_BYTES ((uint64_t)4 << 30)
 
 /* NumPy 1.x builds arrays of at most 32 dimensions, 2.x of 64. */
-#define SA_RUNTIME_MAXDIMS \
+#define SA_RUNTIME_MAXDIMS                                                    \
     (PyArray_RUNTIME_VERSION >= NPY_2_0_API_VERSION ? 64 : 32)
 
 typedef struct {
-    PyTypeObject *mapping_type;  /* owner of one mmap; every array's base */
-    PyTypeObject *entry_type;    /* list() entries */
-    PyTypeObject *name_type;     /* ArrayDesc.name: str with 3.x's decode() */
-    PyObject *descr_cache;       /* dict: descr text -> dtype */
-    PyObject *list_seen;         /* dict: file name -> what list() saw */
+    PyTypeObject *mapping_type; /* owner of one mmap; every array's base */
+    PyTypeObject *entry_type;   /* list() entries */
+    PyTypeObject *name_type;    /* ArrayDesc.name: str with 3.x's decode() */
+    PyObject *descr_cache;      /* dict: descr text -> dtype */
+    PyObject *list_seen;        /* dict: file name -> what list() saw */
     /* The mapping cache (cache.c): key -> Mapping, least recently used
      * first, within the budget; key -> weakref for mappings that are
      * alive only because arrays use them. */
@@ -47,14 +47,14 @@ typedef struct {
     PyObject *cache_weak;
     Py_ssize_t cache_max_entries;
     uint64_t cache_max_bytes;
-    uint64_t cache_bytes;        /* map_size of the strong entries */
+    uint64_t cache_bytes; /* map_size of the strong entries */
     uint64_t cache_hits;
     uint64_t cache_misses;
 } sa_state;
 
 /* What an array over a segment looks like: from its header, or create(). */
 typedef struct {
-    PyArray_Descr *descr;        /* a reference owned by whoever holds this */
+    PyArray_Descr *descr; /* a reference owned by whoever holds this */
     int ndim;
     int64_t dims[SA_MAXDIMS];
     int fortran;
@@ -64,12 +64,12 @@ typedef struct {
 
 /* The owner object (mapping.c); the cache reads it directly. */
 typedef struct {
-    PyObject_HEAD
-    void *map_addr;     /* the mapping: header and data, for munmap, */
-    size_t map_size;    /* msync, mlock */
-    char *data;         /* the array's bytes: addr, size and the buffer */
+    PyObject_HEAD void
+        *map_addr;   /* the mapping: header and data, for munmap, */
+    size_t map_size; /* msync, mlock */
+    char *data;      /* the array's bytes: addr, size and the buffer */
     size_t nbytes;
-    PyObject *name;     /* str, as the user passed it */
+    PyObject *name; /* str, as the user passed it */
     PyArray_Descr *descr;
     int ndim;
     int fortran;
@@ -81,10 +81,10 @@ typedef struct {
     mode_t mode;
     uid_t uid;
     gid_t gid;
-    uid_t euid;         /* ours when the cache took it */
+    uid_t euid; /* ours when the cache took it */
     gid_t egid;
     int writable;
-    PyObject *cache_key;   /* bytes, set once the cache has seen it */
+    PyObject *cache_key; /* bytes, set once the cache has seen it */
     PyObject *weakreflist;
 } sa_mapping;
 

@@ -12,8 +12,7 @@
 static PyObject *
 invalid(PyObject *name, const char *what)
 {
-    PyErr_Format(PyExc_ValueError, "%R is not a valid array: %s", name,
-                 what);
+    PyErr_Format(PyExc_ValueError, "%R is not a valid array: %s", name, what);
     return NULL;
 }
 
@@ -24,10 +23,10 @@ sa_probe_py(sa_probe *p, int dirfd, const char *path, int writable,
     int err;
 
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        err = sa_probe_open(p, dirfd, path, writable, nofollow);
-        Py_END_ALLOW_THREADS
-        if (err != EINTR) {
+        Py_BEGIN_ALLOW_THREADS err =
+            sa_probe_open(p, dirfd, path, writable, nofollow);
+        Py_END_ALLOW_THREADS if (err != EINTR)
+        {
             return err;
         }
         if (PyErr_CheckSignals() < 0) {
@@ -44,8 +43,8 @@ sa_open_segment(sa_probe *p, PyObject *nameobj, const sa_name *name,
      * file path may lead through symlinks, as open(2) goes, except to
      * delete: the link itself would be removed, not the array. */
     int nofollow = name->backend == SA_BACKEND_SHM || purpose == SA_TO_DELETE;
-    int err = sa_probe_py(p, AT_FDCWD, name->path, purpose == SA_TO_WRITE,
-                          nofollow);
+    int err =
+        sa_probe_py(p, AT_FDCWD, name->path, purpose == SA_TO_WRITE, nofollow);
 
     if (err == ELOOP && purpose == SA_TO_DELETE) {
         /* Not a failed call: a link is not an array. */
@@ -101,8 +100,7 @@ sa_segment_layout(sa_state *st, sa_probe *p, PyObject *name, sa_layout *out)
             return -1;
         }
         /* As NumPy counts: zero-length sides aside, the size must fit. */
-        if (sa_header_nbytes(h->dims, h->ndim,
-                             (uint64_t)PyDataType_ELSIZE(d),
+        if (sa_header_nbytes(h->dims, h->ndim, (uint64_t)PyDataType_ELSIZE(d),
                              (uint64_t)NPY_MAX_INTP, &nbytes) != 0) {
             Py_DECREF(d);
             invalid(name, "its shape is too large");
@@ -116,10 +114,9 @@ sa_segment_layout(sa_state *st, sa_probe *p, PyObject *name, sa_layout *out)
          */
         if ((uint64_t)p->st.st_size != h->data_offset + nbytes &&
             (uint64_t)p->st.st_size != h->data_offset + nbytes + 1) {
-            Py_BEGIN_ALLOW_THREADS
-            err = sa_probe_legacy(p, 1);
-            Py_END_ALLOW_THREADS
-            if (err != 0) {
+            Py_BEGIN_ALLOW_THREADS err = sa_probe_legacy(p, 1);
+            Py_END_ALLOW_THREADS if (err != 0)
+            {
                 Py_DECREF(d);
                 sa_raise_errno(err, name);
                 return -1;
@@ -145,15 +142,14 @@ sa_segment_layout(sa_state *st, sa_probe *p, PyObject *name, sa_layout *out)
     if ((uint64_t)p->st.st_size < h->data_offset ||
         nbytes > (room = (uint64_t)p->st.st_size - h->data_offset)) {
         Py_DECREF(d);
-        PyErr_Format(PyExc_ValueError,
-                     "%R is not a valid array: file is truncated (%llu "
-                     "bytes of data expected after the header, %llu present)",
-                     name, (unsigned long long)nbytes,
-                     (unsigned long long)((uint64_t)p->st.st_size >
-                                                  h->data_offset
-                                              ? (uint64_t)p->st.st_size -
-                                                    h->data_offset
-                                              : 0));
+        PyErr_Format(
+            PyExc_ValueError,
+            "%R is not a valid array: file is truncated (%llu "
+            "bytes of data expected after the header, %llu present)",
+            name, (unsigned long long)nbytes,
+            (unsigned long long)((uint64_t)p->st.st_size > h->data_offset
+                                     ? (uint64_t)p->st.st_size - h->data_offset
+                                     : 0));
         return -1;
     }
     out->descr = d;

@@ -39,9 +39,9 @@ def main() -> int:
     name = f"shm://sharedarray-example-ring-{os.getpid()}"
     sa.create(name, (SLOTS, HEIGHT, WIDTH), np.uint8)
     ctx = mp.get_context("spawn")
-    free: "mp.Queue[int]" = ctx.Queue()
-    full: "mp.Queue[int]" = ctx.Queue()
-    results: "mp.Queue[float]" = ctx.Queue()
+    free: mp.Queue[int] = ctx.Queue()
+    full: mp.Queue[int] = ctx.Queue()
+    results: mp.Queue[float] = ctx.Queue()
     for slot in range(SLOTS):
         free.put(slot)
     procs = [ctx.Process(target=produce, args=(name, free, full)),

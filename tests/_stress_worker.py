@@ -37,9 +37,9 @@ import traceback
 from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
-from _helpers import is_shared
 
 import SharedArray as sa
+from _helpers import is_shared
 
 MAGIC = np.uint64(0x5341535452455353)  # "SASTRESS"
 SCRATCH = 16

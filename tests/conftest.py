@@ -4,6 +4,7 @@ import uuid
 from typing import NamedTuple
 
 import pytest
+
 from _helpers import (
     SHM_DIR,
     drop_cache,

@@ -16,10 +16,10 @@ import types
 
 import numpy as np
 import pytest
-from _helpers import NOBODY, in_child, own_prefix, shm_path
 
 import SharedArray as sa
 import SharedArray.__main__ as cli_main
+from _helpers import NOBODY, in_child, own_prefix, shm_path
 
 
 def cli(*args):
@@ -33,7 +33,7 @@ def test_list_table_and_json(shm_name):
     sa.create(name, (3, 4), "<i2", mode=0o640)
     r = cli("list")
     assert r.returncode == 0, r.stderr
-    line = next(l for l in r.stdout.splitlines() if l.startswith(name))
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith(name))
     assert "int16" in line and "3x4" in line and "rw-r-----" in line
     r = cli("list", "--json")
     assert r.returncode == 0, r.stderr
@@ -105,7 +105,13 @@ def assert_no_raw_controls(data):
 
 
 def lines_with(stdout, text):
-    return [line for line in stdout.decode("ascii").splitlines() if text in line]
+    """The lines of stdout that mention text: ours, all ASCII once escaped.
+    (Other processes' arrays may have any name, so only these are ours.)"""
+    found = [line for line in stdout.decode("utf-8", "surrogateescape").splitlines()
+             if text in line]
+    for line in found:
+        assert line.isascii(), line
+    return found
 
 
 def rename_to_bytes(name, bad_name):
@@ -124,7 +130,7 @@ def test_control_characters_in_names_are_escaped(shm_name):
     assert_no_raw_controls(r.stdout)
     (line,) = lines_with(r.stdout, base)  # one line per array: no forged row
     assert line.startswith(shown + "  ")
-    assert not any(l.startswith("forged") for l in r.stdout.decode().split("\n"))
+    assert not any(ln.startswith("forged") for ln in r.stdout.decode().split("\n"))
 
     r = run("info", name)
     assert r.returncode == 0, r.stderr

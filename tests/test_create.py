@@ -4,9 +4,9 @@ import stat
 
 import numpy as np
 import pytest
-from _helpers import IS_ROOT, MAXDIMS, PAGE, fill_random, read_header, shm_path
 
 import SharedArray as sa
+from _helpers import IS_ROOT, MAXDIMS, PAGE, fill_random, read_header, shm_path
 
 
 def test_returns_zero_filled_ndarray_like_np_zeros(shm_name):

@@ -18,12 +18,12 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from _helpers import shm_path
 from dask.array.core import normalize_chunks
 from distributed import Client, LocalCluster
 
 import SharedArray as sa
 import SharedArray.dask as sad
+from _helpers import shm_path
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ import pathlib
 
 import numpy as np
 import pytest
+
+import SharedArray as sa
 from _helpers import (
     MAXDIMS,
     SHM_DIR,
@@ -17,8 +19,6 @@ from _helpers import (
     shm_path,
     write_bytes,
 )
-
-import SharedArray as sa
 
 
 def names_it(exc, thing):

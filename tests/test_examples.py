@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from _helpers import SHM_DIR
 
 EXAMPLES = sorted(glob.glob(os.path.join(

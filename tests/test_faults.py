@@ -34,6 +34,9 @@ import time
 import uuid
 
 import pytest
+
+import SharedArray as sa
+import SharedArray._format  # imported before forking
 from _helpers import (
     IS_ROOT,
     NOBODY,
@@ -46,9 +49,6 @@ from _helpers import (
     shm_entries,
     shm_path,
 )
-
-import SharedArray as sa
-import SharedArray._format  # imported before forking
 
 GiB = 1 << 30
 MiB = 1 << 20

@@ -5,9 +5,9 @@ import stat
 
 import numpy as np
 import pytest
-from _helpers import assert_same_array, random_array, shm_path
 
 import SharedArray as sa
+from _helpers import assert_same_array, random_array, shm_path
 
 SOURCES = {
     "C 2-d": lambda: random_array((5, 7), "<f8"),

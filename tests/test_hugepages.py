@@ -13,9 +13,9 @@ import tempfile
 
 import numpy as np
 import pytest
-from _helpers import IS_ROOT, SHM_DIR, run_python, shm_path, smaps_of, vmas_at
 
 import SharedArray as sa
+from _helpers import IS_ROOT, SHM_DIR, run_python, shm_path, smaps_of, vmas_at
 
 MiB = 1 << 20
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="mounting needs root")

@@ -287,7 +287,7 @@ def test_reducer_never_hands_over_a_replaced_array_tmpfs(tmp_path):
         payload, want = _payload_then_drop(uri)
         old = identity(path)
         sa.delete(uri)
-        for attempt in range(10):
+        for _attempt in range(10):
             umount(mnt)
             mount(["-t", "tmpfs", "-o", "size=16M", "tmpfs"], mnt)
             for k in range(64):

@@ -5,9 +5,9 @@ import time
 
 import numpy as np
 import pytest
-from _helpers import shm_path
 
 import SharedArray as sa
+from _helpers import shm_path
 
 
 def test_info_describes_without_mapping(shm_name):

@@ -3,6 +3,8 @@ import threading
 
 import numpy as np
 import pytest
+
+import SharedArray as sa
 from _helpers import (
     SHM_DIR,
     STRUCT_DTYPES,
@@ -11,8 +13,6 @@ from _helpers import (
     shm_path,
     write_bytes,
 )
-
-import SharedArray as sa
 
 
 def entries_by_name():

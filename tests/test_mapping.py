@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 import pytest
+
+import SharedArray as sa
 from _helpers import (
     PAGE,
     read_header,
@@ -14,8 +16,6 @@ from _helpers import (
     smaps_field_kb,
     vmas_at,
 )
-
-import SharedArray as sa
 
 
 def test_base_is_mapping(shm_name):

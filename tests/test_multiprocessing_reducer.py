@@ -13,9 +13,9 @@ from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 import pytest
-from _helpers import is_shared
 
 import SharedArray as sa
+from _helpers import is_shared
 
 METHODS = [m for m in ("spawn", "forkserver", "fork")
            if m in mp.get_all_start_methods()]

@@ -27,13 +27,13 @@ import uuid
 
 import numpy as np
 import pytest
-from _helpers import IS_ROOT, build_npy, remove_path, shm_path
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.lib import format as npy_format
 
 import SharedArray as sa
+from _helpers import IS_ROOT, build_npy, remove_path, shm_path
 
 EXAMPLES = int(os.environ.get("SHAREDARRAY_PROPERTY_EXAMPLES", "150"))
 DOCUMENTED = (ValueError, TypeError, OverflowError, OSError)
@@ -365,7 +365,7 @@ def headers(draw):
         shape_text = draw(st.one_of(
             st.just(repr(shape)),
             st.lists(st.integers(-3, 2**64 + 3), max_size=3).map(
-                lambda l: repr(tuple(l))),
+                lambda xs: repr(tuple(xs))),
             JUNK_LITERALS.map(repr)))
         fortran = draw(st.sampled_from(["True", "False", "1", "None", "'F'"]))
         datalen = draw(st.integers(0, 4096))

@@ -10,9 +10,9 @@ import uuid
 
 import numpy as np
 import pytest
-from _helpers import IS_ROOT, NOBODY, as_nobody, free_bytes, in_child, outcome, shm_path
 
 import SharedArray as sa
+from _helpers import IS_ROOT, NOBODY, as_nobody, free_bytes, in_child, outcome, shm_path
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="needs root (mount, setuid)")
 

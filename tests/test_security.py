@@ -29,6 +29,9 @@ import uuid
 
 import numpy as np
 import pytest
+
+import SharedArray as sa
+import SharedArray._format  # imported before forking
 from _helpers import (
     IS_ROOT,
     NOBODY,
@@ -43,9 +46,6 @@ from _helpers import (
     under_sanitizer,
     write_bytes,
 )
-
-import SharedArray as sa
-import SharedArray._format  # imported before forking
 
 # Time limits mean nothing under valgrind.
 SLOWDOWN = 50 if under_sanitizer() else 1

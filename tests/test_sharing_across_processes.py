@@ -9,6 +9,8 @@ import textwrap
 
 import numpy as np
 import pytest
+
+import SharedArray as sa
 from _helpers import (
     run_python,
     shm_entries,
@@ -18,8 +20,6 @@ from _helpers import (
     worker_write,
     worker_write_row,
 )
-
-import SharedArray as sa
 
 SPAWN = mp.get_context("spawn")
 LIMIT = 120  # seconds: only a guard against hangs, never asserted on

@@ -46,6 +46,8 @@ import time
 
 import numpy as np
 import pytest
+
+import SharedArray as sa
 from _helpers import (
     SHM_DIR,
     build_npy,
@@ -55,8 +57,6 @@ from _helpers import (
     under_sanitizer,
     write_bytes,
 )
-
-import SharedArray as sa
 
 CYCLES = int(os.environ.get("SHAREDARRAY_SOAK_CYCLES", "100000"))
 ERROR_CYCLES = int(os.environ.get("SHAREDARRAY_SOAK_ERROR_CYCLES", "10000"))

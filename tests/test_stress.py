@@ -30,9 +30,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from _helpers import array_path, remove_shm_entries, shm_entries
 
 import SharedArray as sa
+from _helpers import array_path, remove_shm_entries, shm_entries
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "_stress_worker.py")

@@ -12,6 +12,7 @@ page-aligned data, so ``np.load(path, mmap_mode='r')`` reads it too.
 
 from typing import NamedTuple
 
+from . import _reduce
 from ._core import (
     MS_ASYNC,
     MS_INVALIDATE,
@@ -29,9 +30,8 @@ from ._core import (
     list,
 )
 from ._core import cache_info as _cache_info
-
-from . import _reduce
 from ._temporary import TemporaryArray
+from ._version import __version__ as __version__
 
 _reduce.register()
 
@@ -51,7 +51,6 @@ def cache_info() -> CacheInfo:
     """Counters and budget of this process's mapping cache."""
     return CacheInfo(*_cache_info())
 
-__version__ = "4.0.0.dev0"
 
 __all__ = [
     "create",

@@ -14,9 +14,9 @@ OSError(ESTALE).  Only multiprocessing's pickler is affected; plain
 
 import errno
 import os
+from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
-from multiprocessing.reduction import ForkingPickler
 
 from . import _core
 

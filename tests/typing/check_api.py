@@ -16,7 +16,7 @@ def roundtrip(name: str) -> float:
     size: int = base.size
     base.msync(sa.MS_SYNC | sa.MS_INVALIDATE)
     entries: list[sa.ArrayDesc] = sa.list()
-    for entry_name, dtype, dims in entries:
+    for entry_name, _dtype, dims in entries:
         assert isinstance(entry_name, str) and isinstance(dims, tuple)
     info = sa.info(name)
     order: str = info.order

@@ -720,3 +720,24 @@ def test_cache_delete_does_not_pin(shm_name, hold):
             del a
         gc.collect()
         assert maps_of(*ident) == [], "the cache pins a deleted segment"
+
+
+def test_cache_lets_go_of_segments_deleted_elsewhere(shm_name):
+    """A segment deleted by another process is not kept mapped by the cache
+    until the budget pushes it out: within 16 attaches that map something
+    anew, its mapping goes."""
+    gone = shm_name()
+    sa.create(gone, 1 << 16, "u1")
+    a = sa.attach(gone)
+    addr = a.base.addr
+    del a
+    gc.collect()
+    assert vmas_at(addr)                     # kept by the cache
+    run_python("import SharedArray as sa, sys; sa.delete(sys.argv[1])", gone)
+    others = [shm_name() for _ in range(16)]
+    for name in others:
+        sa.create(name, 8, "u1")
+        sa.attach(name)
+    assert not vmas_at(addr)
+    for name in others:
+        sa.delete(name)

@@ -181,12 +181,49 @@ sa_cache_lookup(sa_state *st, PyObject *key, const sa_name *name)
     return m;
 }
 
+/*
+ * Every SA_CACHE_SWEEP_EVERY misses, lets go of the strong entries whose
+ * name no longer leads to the file they map: segments deleted or replaced
+ * by other processes are then not kept in memory by us until the budget
+ * pushes them out.  A symlink on the way (file:// names) also counts as
+ * gone: the next attach maps it again.
+ */
+static void
+sweep(sa_state *st)
+{
+    PyObject *stale = PyList_New(0), *key, *m;
+    Py_ssize_t pos = 0, i;
+    struct stat now;
+    sa_ident id;
+
+    if (stale == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    while (PyDict_Next(st->cache_strong, &pos, &key, &m)) {
+        /* key: 'r' or 'w', then the path. */
+        const char *path = PyBytes_AS_STRING(key) + 1;
+        if ((sa_stat(-1, path, 1, &now, &id) != 0 ||
+             !still_same((sa_mapping *)m, &now, &id)) &&
+            PyList_Append(stale, key) < 0) {
+            PyErr_Clear();
+            break;
+        }
+    }
+    for (i = 0; i < PyList_GET_SIZE(stale); i++) {
+        drop(st, PyList_GET_ITEM(stale, i));
+    }
+    Py_DECREF(stale);
+}
+
 void
 sa_cache_put(sa_state *st, PyObject *key, PyObject *mapping)
 {
     sa_mapping *m = (sa_mapping *)mapping;
 
-    st->cache_misses++;
+    if (++st->cache_misses % SA_CACHE_SWEEP_EVERY == 0) {
+        sweep(st);
+    }
     if (!m->id.has_btime || st->cache_max_entries == 0) {
         return;
     }

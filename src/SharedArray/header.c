@@ -86,12 +86,13 @@ skip_ws(cursor *c)
 static void
 skip_padding(cursor *c)
 {
-    static const char spaces[64] = "                                "
-                                   "                                ";
+    static const char spaces[] = "                                "
+                                 "                                ";
 
-    while ((size_t)(c->end - c->p) >= sizeof(spaces) &&
-           memcmp(c->p, spaces, sizeof(spaces)) == 0) {
-        c->p += sizeof(spaces);
+    const size_t n = sizeof(spaces) - 1; /* 64, without the NUL */
+
+    while ((size_t)(c->end - c->p) >= n && memcmp(c->p, spaces, n) == 0) {
+        c->p += n;
     }
     skip_ws(c);
 }

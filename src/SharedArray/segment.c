@@ -366,6 +366,13 @@ populate_tmpfs(sa_create_job *job)
     if (fstatfs(job->fd, &sfs) < 0 || sfs.f_type != TMPFS_MAGIC) {
         return EOPNOTSUPP;
     }
+    /* More than the filesystem has free fails now, as fallocate would:
+     * faulting in pages until the tmpfs is full could first exhaust memory
+     * (a tmpfs may be as large as RAM) and wake the OOM killer. */
+    if (sfs.f_blocks != 0 &&
+        job->total / (uint64_t)sfs.f_bsize >= (uint64_t)sfs.f_bavail) {
+        return ENOSPC;
+    }
     if (ftruncate(job->fd, (off_t)job->total) < 0) {
         return errno;
     }

@@ -26,9 +26,11 @@
 #include "names.h"
 #include "segment.h"
 
-/* The mapping cache's default budget (cache_limits() changes it). */
+/* The mapping cache's default budget (cache_limits() changes it), and how
+ * often it looks for entries whose segment is gone. */
 #define SA_CACHE_MAX_ENTRIES 64
-#define SA_CACHE_MAX_BYTES ((uint64_t)4 << 30)
+#define SA_CACHE_MAX_BYTES ((uint64_t)1 << 30)
+#define SA_CACHE_SWEEP_EVERY 16
 
 /* NumPy 1.x builds arrays of at most 32 dimensions, 2.x of 64. */
 #define SA_RUNTIME_MAXDIMS                                                    \

@@ -557,3 +557,12 @@ def test_create_overlapping_fields_is_type_error(file_name, tmp_path):
     with pytest.raises(TypeError, match="no .npy description"):
         sa.create(f.uri, 3, overlapping)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("dtype, hint", [(str, "'U10'"), (bytes, "'S10'"), ("V", "'V8'")])
+def test_sizeless_dtype_says_what_to_write(file_name, dtype, hint):
+    """dtype=str is '<U0': the message suggests a length, 'U10' for str."""
+    f = file_name()
+    with pytest.raises(ValueError, match=hint):
+        sa.create(f.uri, 3, dtype)
+    assert not os.path.exists(f.path)

@@ -237,3 +237,37 @@ def test_root_bypasses_mode_0(shm_name):
     assert got == ["PermissionError", errno.EACCES, name]
     sa.delete(name)
     assert np.all(a == 4)
+
+
+def test_enospc_says_how_much_was_asked_and_how_much_there_is(tiny_tmpfs):
+    uri = "file://" + str(tiny_tmpfs / "big.npy")
+    with pytest.raises(OSError) as info:
+        sa.create(uri, 4 << 20, "u1")
+    exc = info.value
+    assert exc.errno == errno.ENOSPC and exc.filename == uri
+    assert f"needs {sa_page() + (4 << 20)} bytes" in str(exc)
+    assert f"{tiny_tmpfs} has {free_bytes(tiny_tmpfs)} free" in str(exc)
+
+
+def sa_page():
+    return os.sysconf("SC_PAGESIZE")
+
+
+def test_readable_but_not_writable_suggests_ro(shm_name):
+    """attach() of an array one may read but not write: PermissionError
+    that says attach(name, ro=True) would work (and it does)."""
+    name = shm_name()
+    sa.create(name, 3, "u1", mode=0o644)
+
+    def attach_rw():
+        try:
+            sa.attach(name)
+        except OSError as exc:
+            return [type(exc).__name__, exc.errno, exc.filename, str(exc)]
+        return "ok"
+
+    got = as_nobody(attach_rw)
+    assert got[:3] == ["PermissionError", errno.EACCES, name]
+    assert "ro=True" in got[3]
+    assert as_nobody(lambda: outcome(lambda: sa.attach(name, ro=True))) == "ok"
+    sa.delete(name)

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 typedef struct {
@@ -158,6 +159,28 @@ prepare(sa_create_job *job)
     }
 }
 
+/* OSError(ENOSPC) that says how much was asked and how much there is. */
+static void
+raise_no_space(PyObject *nameobj, const sa_create_job *job)
+{
+    struct statvfs fs;
+    PyObject *msg;
+
+    if (statvfs(job->name->dir, &fs) != 0) {
+        sa_raise_errno(ENOSPC, nameobj);
+        return;
+    }
+    msg = PyUnicode_FromFormat(
+        "No space left on device: the array needs %llu bytes, %s has %llu "
+        "free",
+        (unsigned long long)job->total, job->name->dir,
+        (unsigned long long)fs.f_bavail * (unsigned long long)fs.f_frsize);
+    if (msg != NULL) {
+        sa_raise_errno_text(ENOSPC, nameobj, msg);
+        Py_DECREF(msg);
+    }
+}
+
 /*
  * Makes the segment of job, laid out as lay, and publishes it: the new
  * array, or NULL with the exception (FileExistsError when the name is
@@ -173,6 +196,10 @@ make_segment(sa_state *st, PyObject *nameobj, sa_create_job *job,
 
     job->out_of_space = 0;
     err = prepare(job);
+    if (err == ENOSPC) {
+        raise_no_space(nameobj, job);
+        goto done;
+    }
     if (err != 0) {
         if (err > 0) {
             sa_raise_errno(err, nameobj);

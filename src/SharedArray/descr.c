@@ -56,8 +56,16 @@ sa_descr_check(PyArray_Descr *d, PyObject *name)
         return -1;
     }
     if (PyDataType_ELSIZE(d) <= 0) {
+        /* dtype=str gives '<U0': say what the user most likely meant. */
         refuse(PyExc_ValueError, name,
-               "dtype %R has itemsize 0; give a size (e.g. 'S10')", d);
+               d->kind == 'U'   ? "dtype %R has itemsize 0; give a length "
+                                  "in characters, e.g. 'U10' (str of up to "
+                                  "10 characters)"
+               : d->kind == 'S' ? "dtype %R has itemsize 0; give a length "
+                                  "in bytes, e.g. 'S10' (bytes of up to 10)"
+                                : "dtype %R has itemsize 0; give a size, "
+                                  "e.g. 'V8'",
+               d);
         return -1;
     }
     return 0;

@@ -19,8 +19,20 @@ sa_raise_errno(int err, PyObject *name)
 PyObject *
 sa_raise_errno_msg(int err, PyObject *name, const char *msg)
 {
+    PyObject *text = PyUnicode_FromString(msg);
+
+    if (text != NULL) {
+        sa_raise_errno_text(err, name, text);
+        Py_DECREF(text);
+    }
+    return NULL;
+}
+
+PyObject *
+sa_raise_errno_text(int err, PyObject *name, PyObject *text)
+{
     PyObject *exc =
-        PyObject_CallFunction(PyExc_OSError, "isO", err, msg, name);
+        PyObject_CallFunction(PyExc_OSError, "iOO", err, text, name);
 
     /* OSError(errno, ...) builds the matching subclass itself. */
     if (exc != NULL) {

@@ -108,6 +108,7 @@ int sa_name_from_object(PyObject *obj, sa_name *out);
 PyObject *sa_raise_errno(int err, PyObject *name);
 /* The same with a message of our own instead of strerror(err). */
 PyObject *sa_raise_errno_msg(int err, PyObject *name, const char *msg);
+PyObject *sa_raise_errno_text(int err, PyObject *name, PyObject *text);
 
 /* lookup.c: what a name refers to now, for the pickling reducer. */
 /* _resolve(name): the file path a name stands for. */

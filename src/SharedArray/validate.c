@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 static PyObject *
 invalid(PyObject *name, const char *what)
@@ -51,6 +52,13 @@ sa_open_segment(sa_probe *p, PyObject *nameobj, const sa_name *name,
         PyErr_Format(PyExc_ValueError,
                      "%R is a symbolic link, not an array; not deleted",
                      nameobj);
+    }
+    else if (err == EACCES && purpose == SA_TO_WRITE &&
+             access(name->path, R_OK) == 0) {
+        sa_raise_errno_msg(EACCES, nameobj,
+                           "Permission denied: readable but not writable "
+                           "for you; attach(name, ro=True) maps it "
+                           "read-only");
     }
     else if (err > 0) {
         sa_raise_errno(err, nameobj);

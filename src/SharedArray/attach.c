@@ -23,16 +23,17 @@ map_segment(sa_state *st, PyObject *nameobj, const sa_name *name, sa_probe *p,
     if (end == 0) {
         end = 1;
     }
-    Py_BEGIN_ALLOW_THREADS if (!ro)
-    {
-        /* /dev/shm is a tmpfs, whose block count is data only. */
-        err = sa_reserve(p->fd, &p->st, end, name->backend == SA_BACKEND_SHM);
-    }
-    if (err == 0) {
-        err = sa_map(p->fd, &p->st, end, !ro, &addr, &maplen);
-    }
-    Py_END_ALLOW_THREADS if (err != 0)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        if (!ro) {
+            /* /dev/shm is a tmpfs, whose block count is data only. */
+            err = sa_reserve(p->fd, &p->st, end,
+                             name->backend == SA_BACKEND_SHM);
+        }
+        if (err == 0) {
+            err = sa_map(p->fd, &p->st, end, !ro, &addr, &maplen);
+        }
+    Py_END_ALLOW_THREADS
+    if (err != 0) {
         return sa_raise_errno(err, nameobj);
     }
     return sa_mapping_new(st, addr, maplen, lay, nameobj, &p->st, &p->id, !ro);

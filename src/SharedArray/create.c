@@ -137,17 +137,16 @@ prepare(sa_create_job *job)
     int err;
 
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS if (job->claim.wait_fd >= 0)
-        {
-            sa_claim_wait(&job->claim, 100);
-            err = EINTR;
-        }
-        else
-        {
-            err = sa_create_prepare(job);
-        }
-        Py_END_ALLOW_THREADS if (err != EINTR && err != EBUSY)
-        {
+        Py_BEGIN_ALLOW_THREADS
+            if (job->claim.wait_fd >= 0) {
+                sa_claim_wait(&job->claim, 100);
+                err = EINTR;
+            }
+            else {
+                err = sa_create_prepare(job);
+            }
+        Py_END_ALLOW_THREADS
+        if (err != EINTR && err != EBUSY) {
             return err;
         }
         /* Nothing is left behind; go on unless a handler raised (e.g.
@@ -227,9 +226,10 @@ make_segment(sa_state *st, PyObject *nameobj, sa_create_job *job,
     if (PyErr_CheckSignals() < 0) {
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS err = sa_create_publish(job);
-    Py_END_ALLOW_THREADS if (err != 0)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        err = sa_create_publish(job);
+    Py_END_ALLOW_THREADS
+    if (err != 0) {
         sa_raise_errno(err, nameobj);
         goto done;
     }

@@ -26,9 +26,10 @@ delete_impl(sa_state *st, PyObject *nameobj, const sa_name *name)
                      p.regular ? "no .npy header" : "not a regular file");
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS err = sa_unlink_checked(&p, name->path);
-    Py_END_ALLOW_THREADS if (err == ESTALE)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        err = sa_unlink_checked(&p, name->path);
+    Py_END_ALLOW_THREADS
+    if (err == ESTALE) {
         /* FileNotFoundError, with errno and filename like any other. */
         sa_raise_errno_msg(ENOENT, nameobj,
                            "replaced while being deleted; left in place");

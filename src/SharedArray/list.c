@@ -118,7 +118,7 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     sa_ident id;
     seen_file now;
     uid_t euid = geteuid();
-    int err;
+    int err, gc_was_on = 0;
 
     if (sa_parse_args("list", args, nargs, kwnames, NULL, 0, 0, NULL) < 0) {
         return NULL;
@@ -132,6 +132,10 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     if (result == NULL || seen == NULL) {
         goto error;
     }
+    /* Thousands of small tuples would set off the cyclic collector again
+     * and again (full collections in a young process); they hold no
+     * cycles.  Turned back on below, whatever happens. */
+    gc_was_on = PyGC_Disable();
     dir = opendir(SA_SHM_DIR);
     if (dir == NULL) {
         PyErr_SetFromErrnoWithFilename(PyExc_OSError, SA_SHM_DIR);
@@ -157,10 +161,11 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         /* Known from the last call, and unchanged: one statx. */
         memo = PyDict_GetItemWithError(before, key);
         if (memo != NULL) {
-            Py_BEGIN_ALLOW_THREADS err = sa_statat(
-                dirfd(dir), de->d_name, AT_SYMLINK_NOFOLLOW, &sb, &id);
-            Py_END_ALLOW_THREADS if (err == 0)
-            {
+            Py_BEGIN_ALLOW_THREADS
+                err = sa_statat(dirfd(dir), de->d_name, AT_SYMLINK_NOFOLLOW,
+                                &sb, &id);
+            Py_END_ALLOW_THREADS
+            if (err == 0) {
                 seen_of(&now, &sb, &id, euid);
             }
             if (err == 0 &&
@@ -197,10 +202,16 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     seen = NULL;
     Py_DECREF(before);
     closedir(dir);
+    if (gc_was_on) {
+        PyGC_Enable();
+    }
     return result;
 error:
     if (dir != NULL) {
         closedir(dir);
+    }
+    if (gc_was_on) {
+        PyGC_Enable();
     }
     Py_DECREF(before);
     Py_XDECREF(key);

@@ -35,10 +35,10 @@ sa_identity_of(PyObject *Py_UNUSED(module), PyObject *nameobj)
     if (sa_name_from_object(nameobj, &name) < 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS err =
-        sa_stat(-1, name.path, name.backend == SA_BACKEND_SHM, &st, &id);
-    Py_END_ALLOW_THREADS if (err != 0)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        err = sa_stat(-1, name.path, name.backend == SA_BACKEND_SHM, &st, &id);
+    Py_END_ALLOW_THREADS
+    if (err != 0) {
         return sa_raise_errno(err, nameobj);
     }
     return sa_identity_tuple(&id);

@@ -113,7 +113,8 @@ mapping_dealloc(PyObject *op)
     if (self->map_addr != NULL) {
         void *addr = self->map_addr;
         size_t size = self->map_size;
-        Py_BEGIN_ALLOW_THREADS munmap(addr, size);
+        Py_BEGIN_ALLOW_THREADS
+            munmap(addr, size);
         Py_END_ALLOW_THREADS
     }
     Py_XDECREF(self->name);
@@ -146,12 +147,13 @@ mapping_msync(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
         }
         flags = (int)v;
     }
-    Py_BEGIN_ALLOW_THREADS rc = msync(self->map_addr, self->map_size, flags);
+    Py_BEGIN_ALLOW_THREADS
+        rc = msync(self->map_addr, self->map_size, flags);
+        if (rc < 0) {
+            err = errno;
+        }
+    Py_END_ALLOW_THREADS
     if (rc < 0) {
-        err = errno;
-    }
-    Py_END_ALLOW_THREADS if (rc < 0)
-    {
         return sa_raise_errno(err, self->name);
     }
     Py_RETURN_NONE;
@@ -162,13 +164,14 @@ mapping_lock(sa_mapping *self, int lock)
 {
     int rc, err = 0;
 
-    Py_BEGIN_ALLOW_THREADS rc = lock ? mlock(self->map_addr, self->map_size)
-                                     : munlock(self->map_addr, self->map_size);
+    Py_BEGIN_ALLOW_THREADS
+        rc = lock ? mlock(self->map_addr, self->map_size)
+                  : munlock(self->map_addr, self->map_size);
+        if (rc < 0) {
+            err = errno;
+        }
+    Py_END_ALLOW_THREADS
     if (rc < 0) {
-        err = errno;
-    }
-    Py_END_ALLOW_THREADS if (rc < 0)
-    {
         return sa_raise_errno(err, self->name);
     }
     Py_RETURN_NONE;

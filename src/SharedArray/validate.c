@@ -24,10 +24,10 @@ sa_probe_py(sa_probe *p, int dirfd, const char *path, int writable,
     int err;
 
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS err =
-            sa_probe_open(p, dirfd, path, writable, nofollow);
-        Py_END_ALLOW_THREADS if (err != EINTR)
-        {
+        Py_BEGIN_ALLOW_THREADS
+            err = sa_probe_open(p, dirfd, path, writable, nofollow);
+        Py_END_ALLOW_THREADS
+        if (err != EINTR) {
             return err;
         }
         if (PyErr_CheckSignals() < 0) {
@@ -122,9 +122,10 @@ sa_segment_layout(sa_state *st, sa_probe *p, PyObject *name, sa_layout *out)
          */
         if ((uint64_t)p->st.st_size != h->data_offset + nbytes &&
             (uint64_t)p->st.st_size != h->data_offset + nbytes + 1) {
-            Py_BEGIN_ALLOW_THREADS err = sa_probe_legacy(p, 1);
-            Py_END_ALLOW_THREADS if (err != 0)
-            {
+            Py_BEGIN_ALLOW_THREADS
+                err = sa_probe_legacy(p, 1);
+            Py_END_ALLOW_THREADS
+            if (err != 0) {
                 Py_DECREF(d);
                 sa_raise_errno(err, name);
                 return -1;

@@ -57,8 +57,7 @@ typedef struct {
     sa_legacy legacy;   /* when kind is SA_SEG_LEGACY */
     unsigned char *buf; /* small, or malloc'd for long headers */
     size_t buf_len;
-    unsigned char small[1024]; /* enough for all but many-field dicts,
-                                 * and for a 3.x trailer */
+    unsigned char small[1024]; /* enough for all but many-field dicts */
 } sa_probe;
 
 /*

@@ -727,7 +727,7 @@ def test_cache_lets_go_of_segments_deleted_elsewhere(shm_name):
     until the budget pushes it out: within 16 attaches that map something
     anew, its mapping goes."""
     gone = shm_name()
-    sa.create(gone, 1 << 16, "u1")
+    sa.create(gone, 2 << 20, "u1")   # a sweep looks at mappings of 1 MiB+
     a = sa.attach(gone)
     addr = a.base.addr
     del a

@@ -182,8 +182,9 @@ sa_cache_lookup(sa_state *st, PyObject *key, const sa_name *name)
 }
 
 /*
- * Every SA_CACHE_SWEEP_EVERY misses, lets go of the strong entries whose
- * name no longer leads to the file they map: segments deleted or replaced
+ * Every SA_CACHE_SWEEP_EVERY misses, lets go of the strong entries (of
+ * SA_CACHE_SWEEP_MIN bytes or more) whose name no longer leads to the file
+ * they map: segments deleted or replaced
  * by other processes are then not kept in memory by us until the budget
  * pushes them out.  A symlink on the way (file:// names) also counts as
  * gone: the next attach maps it again.
@@ -203,6 +204,11 @@ sweep(sa_state *st)
     while (PyDict_Next(st->cache_strong, &pos, &key, &m)) {
         /* key: 'r' or 'w', then the path. */
         const char *path = PyBytes_AS_STRING(key) + 1;
+
+        /* Small mappings keep little memory alive: not worth a statx. */
+        if (((sa_mapping *)m)->map_size < SA_CACHE_SWEEP_MIN) {
+            continue;
+        }
         if ((sa_stat(-1, path, 1, &now, &id) != 0 ||
              !still_same((sa_mapping *)m, &now, &id)) &&
             PyList_Append(stale, key) < 0) {

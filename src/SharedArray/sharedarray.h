@@ -31,6 +31,7 @@
 #define SA_CACHE_MAX_ENTRIES 64
 #define SA_CACHE_MAX_BYTES ((uint64_t)1 << 30)
 #define SA_CACHE_SWEEP_EVERY 16
+#define SA_CACHE_SWEEP_MIN ((size_t)1 << 20)
 
 /* NumPy 1.x builds arrays of at most 32 dimensions, 2.x of 64. */
 #define SA_RUNTIME_MAXDIMS                                                    \

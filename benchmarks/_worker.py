@@ -9,11 +9,14 @@ library and NumPy, and imports SharedArray only when asked to.
     python _worker.py KIND
         Serve requests: one JSON object a line on stdin, one JSON answer a
         line on stdout.  The first line out says hello (versions).
-    python _worker.py --child KIND REF COUNT WARM_REF
-        The fresh process of the first_read figure: attach REF (COUNT
+    python _worker.py --child first_read KIND REF COUNT WARM_REF
+        A fresh process of the first_read figures: attach REF (COUNT
         float64), read one byte of every page, print the time taken.
         WARM_REF, a small array, is attached first, untimed, so that what
         any first call costs (lazy imports, caches) is not counted.
+    python _worker.py --child list KIND DIR COUNT
+        A fresh process of the list_cold figure: time the first list() of
+        DIR (which holds at least COUNT of our arrays), imports done before.
 
 KIND is one of ``sharedarray`` (whichever SharedArray this interpreter
 imports), ``shared_memory`` or ``npy``; see KINDS at the bottom.
@@ -22,10 +25,13 @@ imports), ``shared_memory`` or ``npy``; see KINDS at the bottom.
 import gc
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
 import traceback
+from contextlib import contextmanager
+from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 
@@ -39,19 +45,38 @@ class Unsupported(Exception):
     """The contender cannot do this at all: its cell shows n/a."""
 
 
-def _nothing():
+def _nothing(_=None):
     pass
 
 
 # ---- contenders ------------------------------------------------------------
 #
 # Each names a segment (ref), makes and removes one outside any timing, and
-# builds the zero-argument callables that are timed.  The callables are
-# written out per contender, not composed from the helpers, so that the
-# timed code is what a user would write and carries no extra Python calls.
+# builds the one-argument callables that are timed (the argument is what
+# varies from one operation to the next: a ref, the bytes received, a
+# directory).  The callables are written out per contender, not composed
+# from the helpers, so that the timed code is what a user would write and
+# carries no extra Python calls.
 
 
-class SharedArrayLib:
+class Lib:
+    """What every contender shares."""
+
+    def make(self, ref, count, probe=None):
+        """Creates ref with count float64 set to 1 and releases it; returns
+        probe(array), called while the array is still mapped, if given."""
+        a, release = self.create(ref, count)
+        a[:] = 1
+        out = probe(a) if probe else None
+        del a
+        release()
+        return out
+
+    def forget(self):
+        """Drops whatever this process keeps of arrays attached before."""
+
+
+class SharedArrayLib(Lib):
     """SharedArray 4 or 3.2.4, whichever this interpreter imports."""
 
     def __init__(self):
@@ -64,35 +89,63 @@ class SharedArrayLib:
             return "shm://" + base
         return "file://" + os.path.join(directory, base)
 
-    def make(self, ref, count):
-        self.sa.create(ref, count)[:] = 1
+    def create(self, ref, count):
+        return self.sa.create(ref, count), _nothing
 
     def remove(self, ref):
         self.sa.delete(ref)
 
+    def forget(self):
+        # SharedArray 4's per-process mapping cache, where it has one.
+        cache_clear = getattr(self.sa, "cache_clear", None)
+        if cache_clear is not None:
+            cache_clear()
+
     def attach(self, ref, count):
         return self.sa.attach(ref), _nothing
 
-    def attach_op(self, ref, count, read):
+    def attach_op(self, count, read):
         attach = self.sa.attach
         if read:
-            def op():
+            def op(ref):
                 return attach(ref)[0]
         else:
-            def op():
+            def op(ref):
                 attach(ref)
         return op
 
-    def create_op(self, ref, count, fill):
+    def receive_op(self, ref, count):
+        loads, attach = pickle.loads, self.sa.attach
+        Mapping = getattr(self.sa, "Mapping", None)
+        if Mapping is None:
+            # SharedArray 3.x: multiprocessing would copy the array, so the
+            # habit is to send the name and attach it on the other side.
+            def op(data):
+                return attach(loads(data))[0]
+            return op, bytes(ForkingPickler.dumps(ref))
+
+        # SharedArray 4: the array itself, sent by reference.
+        data = bytes(ForkingPickler.dumps(attach(ref)[:]))
+        base = loads(data).base
+        while isinstance(base, np.ndarray):
+            base = base.base
+        if not isinstance(base, Mapping):
+            raise RuntimeError("ForkingPickler sent the array by value")
+
+        def op(data):
+            return loads(data)[0]
+        return op, data
+
+    def create_op(self, count, fill):
         create, delete = self.sa.create, self.sa.delete
         if fill:
-            def op():
+            def op(ref):
                 a = create(ref, count)
                 a[:] = 1
                 del a
                 delete(ref)
         else:
-            def op():
+            def op(ref):
                 create(ref, count)
                 delete(ref)
         return op
@@ -100,10 +153,14 @@ class SharedArrayLib:
     def list_op(self, directory):
         if directory != SHM_DIR:
             raise Unsupported("list() scans /dev/shm only")
-        return self.sa.list
+        sa_list = self.sa.list
+
+        def op(_):
+            return sa_list()
+        return op
 
 
-class SharedMemoryLib:
+class SharedMemoryLib(Lib):
     """multiprocessing.shared_memory.SharedMemory + np.ndarray(buffer=...).
 
     A segment is raw bytes: its shape and dtype travel separately (here, the
@@ -129,10 +186,9 @@ class SharedMemoryLib:
             raise Unsupported("SharedMemory lives in /dev/shm only")
         return base
 
-    def make(self, ref, count):
+    def create(self, ref, count):
         shm = self.SharedMemory(ref, create=True, size=8 * count, **self.kw)
-        np.ndarray((count,), np.float64, buffer=shm.buf)[:] = 1
-        shm.close()
+        return np.ndarray((count,), np.float64, buffer=shm.buf), shm.close
 
     def remove(self, ref):
         shm = self.SharedMemory(ref, **self.kw)
@@ -143,11 +199,11 @@ class SharedMemoryLib:
         shm = self.SharedMemory(ref, **self.kw)
         return np.ndarray((count,), np.float64, buffer=shm.buf), shm.close
 
-    def attach_op(self, ref, count, read):
+    def attach_op(self, count, read):
         SharedMemory, kw, ndarray, f8 = (self.SharedMemory, self.kw,
                                          np.ndarray, np.float64)
         if read:
-            def op():
+            def op(ref):
                 shm = SharedMemory(ref, **kw)
                 a = ndarray((count,), f8, buffer=shm.buf)
                 x = a[0]
@@ -155,18 +211,34 @@ class SharedMemoryLib:
                 shm.close()
                 return x
         else:
-            def op():
+            def op(ref):
                 shm = SharedMemory(ref, **kw)
                 a = ndarray((count,), f8, buffer=shm.buf)
                 del a
                 shm.close()
         return op
 
-    def create_op(self, ref, count, fill):
+    def receive_op(self, ref, count):
+        # The name and the shape, which does not travel with the segment.
+        SharedMemory, kw, ndarray, f8 = (self.SharedMemory, self.kw,
+                                         np.ndarray, np.float64)
+        loads = pickle.loads
+
+        def op(data):
+            name, n = loads(data)
+            shm = SharedMemory(name, **kw)
+            a = ndarray((n,), f8, buffer=shm.buf)
+            x = a[0]
+            del a
+            shm.close()
+            return x
+        return op, bytes(ForkingPickler.dumps((ref, count)))
+
+    def create_op(self, count, fill):
         SharedMemory, kw, ndarray, f8 = (self.SharedMemory, self.kw,
                                          np.ndarray, np.float64)
 
-        def op():
+        def op(ref):
             shm = SharedMemory(ref, create=True, size=8 * count, **kw)
             a = ndarray((count,), f8, buffer=shm.buf)
             if fill:
@@ -180,19 +252,21 @@ class SharedMemoryLib:
         raise Unsupported("no way to list segments")
 
 
-class NpyLib:
+class NpyLib(Lib):
     """A .npy file: np.lib.format.open_memmap to create, np.load(path,
     mmap_mode='r+') to attach, os.unlink to delete; list is a Python loop
     over os.scandir reading each file's header with np.lib.format."""
 
+    def __init__(self):
+        pass  # what list_npy uses: imported up front
+
     def ref(self, directory, base):
         return os.path.join(directory, base)
 
-    def make(self, ref, count):
+    def create(self, ref, count):
         a = np.lib.format.open_memmap(ref, mode="w+", dtype=np.float64,
                                       shape=(count,))
-        a[:] = 1
-        del a
+        return a, _nothing
 
     def remove(self, ref):
         os.unlink(ref)
@@ -200,21 +274,29 @@ class NpyLib:
     def attach(self, ref, count):
         return np.load(ref, mmap_mode="r+"), _nothing
 
-    def attach_op(self, ref, count, read):
+    def attach_op(self, count, read):
         load = np.load
         if read:
-            def op():
+            def op(ref):
                 return load(ref, mmap_mode="r+")[0]
         else:
-            def op():
+            def op(ref):
                 load(ref, mmap_mode="r+")
         return op
 
-    def create_op(self, ref, count, fill):
+    def receive_op(self, ref, count):
+        # The path: the shape is in the file.
+        loads, load = pickle.loads, np.load
+
+        def op(data):
+            return load(loads(data), mmap_mode="r+")[0]
+        return op, bytes(ForkingPickler.dumps(ref))
+
+    def create_op(self, count, fill):
         open_memmap, unlink = np.lib.format.open_memmap, os.unlink
         f8 = np.float64
 
-        def op():
+        def op(ref):
             a = open_memmap(ref, mode="w+", dtype=f8, shape=(count,))
             if fill:
                 a[:] = 1
@@ -223,7 +305,7 @@ class NpyLib:
         return op
 
     def list_op(self, directory):
-        return lambda: list_npy(directory)
+        return list_npy
 
 
 def list_npy(directory):
@@ -260,18 +342,16 @@ KINDS = {
 # ---- timing ----------------------------------------------------------------
 
 
-def time_ops(op, n, warmup):
-    """Per-op times in ns of n calls of op, after warmup untimed ones."""
-    for _ in range(warmup):
-        op()
+def time_ops(op, args):
+    """Per-op times in ns of op(arg) for each arg of args, in order."""
     clock = time.perf_counter_ns
-    times = [0] * n
+    times = [0] * len(args)
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for i in range(n):
+        for i, arg in enumerate(args):
             t0 = clock()
-            op()
+            op(arg)
             times[i] = clock() - t0
     finally:
         if gc_was_enabled:
@@ -279,12 +359,20 @@ def time_ops(op, n, warmup):
     return times
 
 
-def timed(op, n, warmup):
-    """The answer for an in-process figure: per-op times, and the median
-    time of an empty op measured the same way (run.py subtracts it)."""
-    calibration = sorted(time_ops(_nothing, CALIBRATION_OPS, 100))
-    return {"times_ns": time_ops(op, n, warmup),
+def timed(op, args, warmup=()):
+    """The answer for an in-process figure: the per-op times of op over
+    args, after op over warmup untimed, and the median time of an empty op
+    measured the same way (run.py subtracts it)."""
+    for arg in warmup:
+        op(arg)
+    calibration = sorted(time_ops(_nothing, [None] * CALIBRATION_OPS))
+    return {"times_ns": time_ops(op, args),
             "overhead_ns": calibration[len(calibration) // 2]}
+
+
+def repeated(req, arg):
+    """timed()'s args and warmup for the same arg every time."""
+    return [arg] * req["n"], [arg] * req["warmup"]
 
 
 def touch_pages(a):
@@ -299,6 +387,24 @@ def shmem_pmd_kb():
         with open("/proc/self/smaps_rollup") as f:
             for line in f:
                 if line.startswith("ShmemPmdMapped:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def mapping_pmd_kb(a):
+    """ShmemPmdMapped of the mapping that holds a's data, in kB."""
+    addr = a.__array_interface__["data"][0]
+    inside = False
+    try:
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                first = line.split(None, 1)[0]
+                if ":" not in first:    # "start-end perms ...": a mapping
+                    lo, hi = (int(x, 16) for x in first.split("-"))
+                    inside = lo <= addr < hi
+                elif inside and first == "ShmemPmdMapped:":
                     return int(line.split()[1])
     except OSError:
         pass
@@ -327,6 +433,13 @@ class Segments:
                           os.path.join(self.dir, base)))
         return self.made[-1][0]
 
+    def make_small(self, count):
+        """count small arrays, made now: their refs."""
+        refs = [self.ref(f"-{i}") for i in range(count)]
+        for ref in refs:
+            self.lib.make(ref, SMALL)
+        return refs
+
     def __enter__(self):
         return self
 
@@ -339,78 +452,143 @@ class Segments:
                     os.unlink(path)
 
 
-def fig_attach(lib, req, read=False):
+@contextmanager
+def kept_attached(lib, ref, count):
+    """For the block, ref stays attached in this process (an array of it
+    alive), as in a program that attached it earlier and still uses it."""
+    a, release = lib.attach(ref, count)
+    try:
+        yield
+    finally:
+        del a
+        release()
+
+
+def fig_attach_again(lib, req, read=False):
     with Segments(lib, req) as seg:
         ref = seg.ref()
         lib.make(ref, SMALL)
-        return timed(lib.attach_op(ref, SMALL, read), req["n"], req["warmup"])
+        with kept_attached(lib, ref, SMALL):
+            return timed(lib.attach_op(SMALL, read), *repeated(req, ref))
 
 
-def fig_attach_read(lib, req):
-    return fig_attach(lib, req, read=True)
+def fig_attach_again_read(lib, req):
+    return fig_attach_again(lib, req, read=True)
+
+
+def fig_attach_first(lib, req):
+    """Each name attached once; the first warmup names untimed, then
+    whatever the process keeps of them is dropped before the timed ones."""
+    with Segments(lib, req) as seg:
+        refs = seg.make_small(req["warmup"] + req["n"])
+        op = lib.attach_op(SMALL, read=False)
+        for ref in refs[:req["warmup"]]:
+            op(ref)
+        lib.forget()
+        return timed(op, refs[req["warmup"]:])
+
+
+def fig_receive(lib, req):
+    with Segments(lib, req) as seg:
+        ref = seg.ref()
+        lib.make(ref, SMALL)
+        with kept_attached(lib, ref, SMALL):
+            op, data = lib.receive_op(ref, SMALL)
+            return timed(op, *repeated(req, data))
 
 
 def fig_create_delete(lib, req):
     with Segments(lib, req) as seg:
-        op = lib.create_op(seg.ref(), SMALL, fill=False)
-        return timed(op, req["n"], req["warmup"])
+        op = lib.create_op(SMALL, fill=False)
+        return timed(op, *repeated(req, seg.ref()))
 
 
-def fig_create_fill(lib, req):
+def fig_create_fill(lib, req, probe=False):
+    """With probe, also the ShmemPmdMapped of one more array made the same
+    way, untimed, after the timed ones."""
+    count = req["size"] // 8
     with Segments(lib, req) as seg:
-        op = lib.create_op(seg.ref(), req["size"] // 8, fill=True)
-        return timed(op, req["n"], req["warmup"])
+        ref = seg.ref()
+        answer = timed(lib.create_op(count, fill=True), *repeated(req, ref))
+        if probe:
+            answer["pmd_kb"] = lib.make(ref, count, probe=mapping_pmd_kb)
+            lib.remove(ref)
+        return answer
+
+
+def fig_create_fill_advise(lib, req):
+    return fig_create_fill(lib, req, probe=True)
 
 
 def fig_list(lib, req):
     op = lib.list_op(req["dir"])    # Unsupported before making anything
     with Segments(lib, req) as seg:
-        for i in range(req["count"]):
-            lib.make(seg.ref(f"-{i}"), SMALL)
-        found = len(op())
-        if found < req["count"]:
-            raise RuntimeError(f"list() found {found} of our "
-                               f"{req['count']} arrays")
-        return timed(op, req["n"], req["warmup"])
+        seg.make_small(req["count"])
+        check_listed(len(op(req["dir"])), req["count"])
+        return timed(op, *repeated(req, req["dir"]))
+
+
+def fig_list_cold(lib, req):
+    lib.list_op(req["dir"])         # Unsupported before making anything
+    with Segments(lib, req) as seg:
+        seg.make_small(req["count"])
+        return fresh_processes(req, "list", req["dir"], req["count"])
 
 
 def fig_first_read(lib, req):
     count = req["size"] // 8
-    times, pmd = [], []
     with Segments(lib, req) as seg:
         ref, warm = seg.ref(), seg.ref("-warm")
         lib.make(ref, count)
         lib.make(warm, SMALL)
-        for _ in range(req["n"]):
-            out = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--child",
-                 req["kind"], ref, str(count), warm],
-                stdout=subprocess.PIPE, check=True, text=True).stdout
-            child = json.loads(out.splitlines()[-1])
-            times.append(child["ns"])
+        return fresh_processes(req, "first_read", ref, count, warm)
+
+
+def check_listed(found, count):
+    if found < count:
+        raise RuntimeError(f"list() found {found} of our {count} arrays")
+
+
+def fresh_processes(req, what, *args):
+    """The answer for a figure timed in req["n"] fresh processes, each
+    running `_worker.py --child what KIND args...`."""
+    times, pmd = [], []
+    for _ in range(req["n"]):
+        out = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--child", what,
+             req["kind"], *map(str, args)],
+            stdout=subprocess.PIPE, check=True, text=True).stdout
+        child = json.loads(out.splitlines()[-1])
+        times.append(child["ns"])
+        if child.get("pmd_kb") is not None:
             pmd.append(child["pmd_kb"])
-    known = [kb for kb in pmd if kb is not None]
-    return {"times_ns": times, "overhead_ns": 0,
-            "pmd_kb": min(known) if known else None}
+    answer = {"times_ns": times, "overhead_ns": 0}
+    if pmd:
+        answer["pmd_kb"] = min(pmd)
+    return answer
 
 
 FIGURES = {
-    "attach": fig_attach,
-    "attach_read": fig_attach_read,
+    "attach_again": fig_attach_again,
+    "attach_again_read": fig_attach_again_read,
+    "attach_first": fig_attach_first,
+    "receive": fig_receive,
     "create_delete": fig_create_delete,
     "create_fill": fig_create_fill,
+    "create_fill_advise": fig_create_fill_advise,
     "list": fig_list,
+    "list_cold": fig_list_cold,
     "first_read": fig_first_read,
 }
 
 
-# ---- entry points ----------------------------------------------------------
+# ---- fresh processes -------------------------------------------------------
 
 
-def child(kind, ref, count, warm):
-    """Fresh process: time attach + one byte read per page (not the
-    release, nor interpreter start-up, imports and first calls)."""
-    lib = KINDS[kind]()
+def child_first_read(lib, ref, count, warm):
+    """Time attach + one byte read per page (not the release, nor
+    interpreter start-up, imports and first calls)."""
+    count = int(count)
     a, release = lib.attach(warm, SMALL)
     touch_pages(a)
     del a
@@ -423,7 +601,27 @@ def child(kind, ref, count, warm):
     pmd_kb = shmem_pmd_kb()
     del a
     release()
-    print(json.dumps({"ns": ns, "pmd_kb": pmd_kb}))
+    return {"ns": ns, "pmd_kb": pmd_kb}
+
+
+def child_list(lib, directory, count):
+    """Time the first list() of this process (not start-up and imports)."""
+    op = lib.list_op(directory)
+    gc.disable()
+    t0 = time.perf_counter_ns()
+    found = op(directory)
+    ns = time.perf_counter_ns() - t0
+    check_listed(len(found), int(count))
+    return {"ns": ns}
+
+
+CHILDREN = {
+    "first_read": (child_first_read, "REF COUNT WARM_REF"),
+    "list": (child_list, "DIR COUNT"),
+}
+
+
+# ---- entry points ----------------------------------------------------------
 
 
 def versions():
@@ -464,13 +662,17 @@ def serve(kind):
 
 
 def main(argv):
-    if len(argv) == 6 and argv[1] == "--child":
-        child(argv[2], argv[3], int(argv[4]), argv[5])
-    elif len(argv) == 2 and argv[1] in KINDS:
+    forms = [f"{{{'|'.join(KINDS)}}}"] + [
+        f"--child {what} KIND {args}" for what, (_, args) in CHILDREN.items()]
+    if len(argv) == 2 and argv[1] in KINDS:
         serve(argv[1])
+    elif (len(argv) > 3 and argv[1] == "--child" and argv[2] in CHILDREN
+          and argv[3] in KINDS
+          and len(argv) - 4 == len(CHILDREN[argv[2]][1].split())):
+        print(json.dumps(CHILDREN[argv[2]][0](KINDS[argv[3]](), *argv[4:])))
     else:
-        sys.exit(f"usage: {argv[0]} {{{'|'.join(KINDS)}}}\n"
-                 f"       {argv[0]} --child KIND REF COUNT WARM_REF")
+        sys.exit("usage: " + "\n       ".join(f"{argv[0]} {form}"
+                                             for form in forms))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 """SharedArray 4 against SharedArray 3.2.4, multiprocessing.shared_memory,
 np.load(mmap_mode=) and the bare system calls, side by side.
 
-    python benchmarks/run.py            # ~3 minutes
-    python benchmarks/run.py --quick    # ~20 seconds, smaller figures
+    python benchmarks/run.py            # ~6 minutes
+    python benchmarks/run.py --quick    # ~1 minute, smaller figures
 
 Run it with the interpreter of the project's virtual environment (where
 SharedArray 4 is installed).  It sets up SharedArray 3.2.4 in a virtual
@@ -25,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from math import floor, log10
 from pathlib import Path
@@ -55,40 +55,68 @@ class Figure:
     title: str      # row of the table
     label: str      # on the plot
     op: str         # the worker's and floor's name for it
-    where: str      # "shm": /dev/shm; "huge": the huge-page tmpfs
+    where: str      # a key of TMPFS: the file system it runs on
     n: int          # timed operations per round (fresh processes for
-                    # first_read)
+                    # first_read and list_cold)
     warmup: int     # untimed operations before them, each round
     rounds: int
+
+
+# Where figures run: /dev/shm, or a tmpfs that run.py mounts (root only)
+# with these options.
+TMPFS = {"shm": None, "huge": "huge=always", "advise": "huge=advise",
+         "never": "huge=never"}
 
 
 def make_figures(quick, size, count):
     r_small, r_big = (5, 3) if quick else (7, 5)
     n_small = 500 if quick else 3000
+    n_fresh = 1 if quick else 2
     size_text = f"{size // MiB} MiB" if size < GiB else f"{size // GiB} GiB"
+    fill = f"create + fill + delete {size_text}"
+    listing = f"list() with {count:,} arrays"
+
+    def small(key, title, label, n=n_small):
+        """A figure of many small operations in /dev/shm."""
+        return Figure(key, title, label, key, "shm", n, n // 10, r_small)
+
     return [
-        Figure("attach", "attach 10 float64 (+ release)", "attach",
-               "attach", "shm", n_small, n_small // 10, r_small),
-        Figure("attach_read", "attach + read a[0] (+ release)",
-               "attach\n+ read a[0]", "attach_read", "shm", n_small,
-               n_small // 10, r_small),
-        Figure("create_delete", "create + delete 10 float64",
-               "create\n+ delete", "create_delete", "shm", n_small // 3,
-               n_small // 30, r_small),
-        Figure("create_fill", f"create + fill + delete {size_text}",
-               f"create + fill\n+ delete\n{size_text}", "create_fill", "shm",
-               1, 0, r_small),
-        Figure("list", f"list() with {count:,} arrays",
-               f"list()\n{count:,} arrays", "list", "shm", 3 if quick else 5,
-               1, r_big),
+        small("attach_again", "attach the same live segment again "
+              "(loop of attach + drop)", "attach again\n(live)"),
+        small("attach_again_read", "attach + read a[0], repeated (segment "
+              "live)", "attach again\n+ read a[0]"),
+        small("attach_first", "first attach of a name never attached in "
+              "this process (+ drop)", "first attach", n_small // 3),
+        small("receive", "pool worker receives an array and reads a[0] "
+              "(others: receive the name, attach)",
+              "receive array\n+ read a[0]"),
+        small("create_delete", "create + delete 10 float64",
+              "create\n+ delete", n_small // 3),
+        Figure("create_fill", fill, f"create + fill\n+ delete\n{size_text}",
+               "create_fill", "shm", 1, 0, r_small),
+        # One untimed operation first: on a virtual machine the first touch
+        # of memory the guest has not used yet is slow, and would land on
+        # whichever contender runs first.
+        Figure("create_fill_4k", f"{fill}, tmpfs huge=never (4K pages)",
+               f"create + fill\n{size_text}\n4K tmpfs", "create_fill",
+               "never", 1, 1, r_big),
+        Figure("create_fill_advise", f"{fill}, tmpfs huge=advise",
+               f"create + fill\n{size_text}\nhuge=advise",
+               "create_fill_advise", "advise", 1, 1, r_big),
+        Figure("list_warm", f"{listing}, repeated call",
+               f"list()\n{count:,} arrays\nrepeated", "list", "shm",
+               3 if quick else 5, 1, r_big),
+        Figure("list_cold", f"{listing}, cold call in a fresh process",
+               f"list()\n{count:,} arrays\nfresh process", "list_cold",
+               "shm", n_fresh, 0, r_big),
         Figure("first_read_4k", "fresh process: attach + read every page of "
                f"{size_text}, 4K pages",
                f"first read\n{size_text}\n4K pages", "first_read", "shm",
-               1 if quick else 2, 0, r_big),
+               n_fresh, 0, r_big),
         Figure("first_read_huge", "fresh process: attach + read every page "
                f"of {size_text}, 2M huge pages (tmpfs huge=always)",
                f"first read\n{size_text}\nhuge pages", "first_read", "huge",
-               1 if quick else 2, 0, r_big),
+               n_fresh, 0, r_big),
     ]
 
 
@@ -110,16 +138,29 @@ class Target:
         return f"{self.text}: {'met' if met else '**missed**'} ({r:.2f}×)"
 
 
+# Figures measured round by round in turn (round 1 of each, then round 2 of
+# each, ...), because a target compares them: on a machine whose speed
+# drifts, measuring one after the other would compare two moments.
+INTERLEAVED = [{"create_fill_4k", "create_fill_advise"},
+               {"first_read_4k", "first_read_huge"}]
+
+
+def interleaved(a, b):
+    """Whether each round of figures a and b was measured at one time."""
+    return a == b or any({a, b} <= group for group in INTERLEAVED)
+
+
 def ratio(results, num, den):
     """Time of num / time of den, each a (figure key, contender key), or
-    None.  Within one figure, where each round measured both within moments,
-    the median of the per-round ratios (a slow spell of the machine spoils
-    one round's pair, not one side); across figures, the ratio of medians."""
+    None.  Within one figure, or two interleaved ones, where each round
+    measured both within moments, the median of the per-round ratios (a slow
+    spell of the machine spoils one round's pair, not one side); otherwise
+    the ratio of medians."""
     a = results.get(num[0], {}).get(num[1])
     b = results.get(den[0], {}).get(den[1])
     if not a or not b or 0 in b:
         return None
-    if num[0] == den[0] and len(a) == len(b):
+    if interleaved(num[0], den[0]) and len(a) == len(b):
         return statistics.median(x / y for x, y in zip(a, b))
     return statistics.median(a) / statistics.median(b)
 
@@ -129,12 +170,18 @@ def v4_vs(fig, other, limit, name):
 
 
 TARGETS = {
-    "attach": [v4_vs("attach", "v3", 0.6, V3),
-               v4_vs("attach", "floor", 1.3, "C floor")],
-    "attach_read": [v4_vs("attach_read", "v3", 1.0, V3)],
-    "create_delete": [v4_vs("create_delete", "v3", 1.0, V3)],
+    "attach_again": [v4_vs("attach_again", "v3", 0.2, V3)],
+    "attach_again_read": [v4_vs("attach_again_read", "v3", 0.3, V3)],
+    "attach_first": [v4_vs("attach_first", "v3", 0.8, V3),
+                     v4_vs("attach_first", "floor", 1.3, "C floor")],
+    "receive": [v4_vs("receive", "v3", 0.8, V3)],
+    "create_delete": [v4_vs("create_delete", "v3", 0.9, V3)],
     "create_fill": [v4_vs("create_fill", "v3", 1.1, V3)],
-    "list": [v4_vs("list", "v3", 0.5, V3)],
+    "create_fill_advise": [
+        Target("≤ 0.3× 4K tmpfs", ("create_fill_advise", "v4"),
+               ("create_fill_4k", "v4"), 0.3)],
+    "list_warm": [v4_vs("list_warm", "v3", 0.4, V3)],
+    "list_cold": [v4_vs("list_cold", "v3", 0.9, V3)],
     "first_read_huge": [
         Target("≥ 10× faster than 4K", ("first_read_4k", "v4"),
                ("first_read_huge", "v4"), 10, at_least=True),
@@ -303,22 +350,24 @@ def build_floor(cache):
 
 
 @contextmanager
-def huge_page_dir():
-    """A tmpfs mounted with huge=always, unmounted at the end: yields its
-    path, or a NotAvailable saying why there is none."""
+def tmpfs(options):
+    """A tmpfs mounted with -o OPTIONS,size=2G on a temporary directory,
+    unmounted at the end: yields its path, or a NotAvailable saying why
+    there is none."""
     if os.geteuid() != 0:
-        yield NotAvailable("needs root to mount a tmpfs with huge=always")
+        yield NotAvailable(f"needs root to mount a tmpfs with {options}")
         return
-    if not Path("/sys/kernel/mm/transparent_hugepage").is_dir():
+    if (options != "huge=never"
+            and not Path("/sys/kernel/mm/transparent_hugepage").is_dir()):
         yield NotAvailable("kernel without transparent huge pages")
         return
-    path = tempfile.mkdtemp(prefix="sabench-huge-")
+    path = tempfile.mkdtemp(prefix="sabench-tmpfs-")
     try:
-        run_quiet(["mount", "-t", "tmpfs", "-o", "huge=always,size=2G",
-                   "sabench-huge", path])
+        run_quiet(["mount", "-t", "tmpfs", "-o", f"{options},size=2G",
+                   "sabench-tmpfs", path])
     except (NotAvailable, OSError) as e:
         os.rmdir(path)
-        yield NotAvailable(f"mount failed: {e}")
+        yield NotAvailable(f"mount -o {options} failed: {e}")
         return
     try:
         yield path
@@ -331,43 +380,73 @@ def huge_page_dir():
             log(f"could not remove {path}: {e}")
 
 
+def mount_dirs(stack, figures):
+    """{where: directory or NotAvailable} for the figures, mounting (until
+    stack closes) the tmpfs they need."""
+    dirs = {"shm": SHM_DIR}
+    for where in dict.fromkeys(f.where for f in figures):
+        if where not in dirs:
+            dirs[where] = stack.enter_context(tmpfs(TMPFS[where]))
+    return dirs
+
+
 # ---- measuring -------------------------------------------------------------
 
 
 def measure_all(figures, contenders, dirs, size, count):
     """{figure: {contender: [round medians in ns]}}, the reasons for n/a
-    cells, and the smallest ShmemPmdMapped seen per first_read cell."""
+    cells, and the smallest ShmemPmdMapped seen per figure and contender
+    (for the figures that report it)."""
     results, missing, pmd = {}, {}, {}
-    for fig in figures:
+
+    def prepare(fig):
+        """Whether fig can be measured at all."""
         results[fig.key] = {c.key: [] for c in contenders}
         missing[fig.key] = {c.key: c.missing for c in contenders
                             if c.missing}
-        where = dirs[fig.where]
-        if isinstance(where, NotAvailable):
-            missing[fig.key] = {c.key: str(where) for c in contenders}
-            log(f"[{fig.key}] n/a: {where}")
-            continue
-        for r in range(fig.rounds):
-            shift = r % len(contenders)     # nobody always goes first
-            done = []
-            for c in contenders[shift:] + contenders[:shift]:
-                if c.key in missing[fig.key]:
-                    continue
-                req = {"op": fig.op, "n": fig.n, "warmup": fig.warmup,
-                       "dir": where, "prefix": f"{PREFIX}-{c.key}",
-                       "size": size, "count": count}
-                try:
-                    median, pmd_kb = c.measure(req)
-                except NotAvailable as e:
-                    missing[fig.key][c.key] = str(e)
-                    log(f"[{fig.key}] {c.label}: n/a: {e}")
-                    continue
-                results[fig.key][c.key].append(median)
-                if pmd_kb is not None:
-                    cell = pmd.setdefault(fig.key, {})
-                    cell[c.key] = min(pmd_kb, cell.get(c.key, pmd_kb))
-                done.append(f"{c.key} {fmt_time(median)}")
-            log(f"[{fig.key}] round {r + 1}/{fig.rounds}: {', '.join(done)}")
+        if isinstance(dirs[fig.where], NotAvailable):
+            missing[fig.key] = {c.key: str(dirs[fig.where])
+                                for c in contenders}
+            log(f"[{fig.key}] n/a: {dirs[fig.where]}")
+            return False
+        return True
+
+    def measure_round(fig, r):
+        shift = r % len(contenders)     # nobody always goes first
+        done = []
+        for c in contenders[shift:] + contenders[:shift]:
+            if c.key in missing[fig.key]:
+                continue
+            req = {"op": fig.op, "n": fig.n, "warmup": fig.warmup,
+                   "dir": dirs[fig.where], "prefix": f"{PREFIX}-{c.key}",
+                   "size": size, "count": count}
+            try:
+                median, pmd_kb = c.measure(req)
+            except NotAvailable as e:
+                missing[fig.key][c.key] = str(e)
+                log(f"[{fig.key}] {c.label}: n/a: {e}")
+                continue
+            results[fig.key][c.key].append(median)
+            if pmd_kb is not None:
+                cell = pmd.setdefault(fig.key, {})
+                cell[c.key] = min(pmd_kb, cell.get(c.key, pmd_kb))
+            done.append(f"{c.key} {fmt_time(median)}")
+        log(f"[{fig.key}] round {r + 1}/{fig.rounds}: {', '.join(done)}")
+
+    batches = []        # figures measured together: see INTERLEAVED
+    for fig in figures:
+        batch = next((b for b in batches if interleaved(b[0].key, fig.key)),
+                     None)
+        if batch is None:
+            batches.append([fig])
+        else:
+            batch.append(fig)
+    for batch in batches:
+        batch = [fig for fig in batch if prepare(fig)]
+        for r in range(max((fig.rounds for fig in batch), default=0)):
+            for fig in batch:
+                if r < fig.rounds:
+                    measure_round(fig, r)
     return results, missing, pmd
 
 
@@ -475,12 +554,12 @@ def render(figures, contenders, results, missing, pmd, machine, config):
                 fig.key)
     notes = [f"{label}: n/a for {', '.join(figs)}: {why}"
              for (label, why), figs in na.items()]
-    for key, want_huge in (("first_read_4k", False), ("first_read_huge", True)):
-        for c, kb in pmd.get(key, {}).items():
-            if want_huge and kb == 0:
-                notes.append(f"{key}, {c}: mapped with no huge page")
-            if not want_huge and kb:
-                notes.append(f"{key}, {c}: {kb} kB mapped with huge pages")
+    for fig in figures:
+        if pmd.get(fig.key):
+            notes.append(f"{fig.key}: ShmemPmdMapped (kB of the array mapped "
+                         "with huge pages): " + ", ".join(
+                             f"{labels[c]} {kb:,}"
+                             for c, kb in pmd[fig.key].items()))
     if notes:
         lines += ["", "Notes:"] + [f"- {n}" for n in notes]
     return "\n".join(lines)
@@ -510,6 +589,10 @@ def main():
     figures = make_figures(args.quick, size, count)
     if args.figures:
         wanted = args.figures.split(",")
+        unknown = set(wanted) - {f.key for f in figures}
+        if unknown:
+            ap.error(f"unknown figure(s) {', '.join(sorted(unknown))}; "
+                     f"known: {', '.join(f.key for f in figures)}")
         figures = [f for f in figures if f.key in wanted]
     cache = args.cache_dir.resolve()
     cache.mkdir(parents=True, exist_ok=True)
@@ -537,8 +620,8 @@ def main():
     except NotAvailable as e:
         floor_c.give_up(e)
 
-    with huge_page_dir() as huge:
-        dirs = {"shm": SHM_DIR, "huge": huge}
+    with ExitStack() as mounts:
+        dirs = mount_dirs(mounts, figures)
         try:
             for c in contenders:
                 if c.missing:

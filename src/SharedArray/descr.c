@@ -119,6 +119,28 @@ done:
     return bytes;
 }
 
+/* The dtype cached under key as a new reference; NULL (no exception) when
+ * there is none. */
+static PyArray_Descr *
+cached(sa_state *st, PyObject *key)
+{
+    PyObject *d = PyDict_GetItemWithError(st->descr_cache, key);
+
+    Py_XINCREF(d);
+    return (PyArray_Descr *)d;
+}
+
+/* Caches d under key; the cache only ever holds descrs seen in headers,
+ * and starts again when full.  -1 on error. */
+static int
+remember(sa_state *st, PyObject *key, PyArray_Descr *d)
+{
+    if (PyDict_GET_SIZE(st->descr_cache) >= SA_DESCR_CACHE_MAX) {
+        PyDict_Clear(st->descr_cache);
+    }
+    return PyDict_SetItem(st->descr_cache, key, (PyObject *)d);
+}
+
 static PyObject *
 invalid(PyObject *name, const char *what)
 {
@@ -138,12 +160,7 @@ descr_plain(sa_state *st, const sa_header *h, const sa_simple_descr *sd,
     if (key == NULL) {
         goto done;
     }
-    d = (PyArray_Descr *)PyDict_GetItemWithError(st->descr_cache, key);
-    if (d != NULL) {
-        Py_INCREF(d);
-        goto done;
-    }
-    if (PyErr_Occurred()) {
+    if ((d = cached(st, key)) != NULL || PyErr_Occurred()) {
         goto done;
     }
     if (!PyArray_DescrConverter(key, &d)) {
@@ -161,10 +178,7 @@ descr_plain(sa_state *st, const sa_header *h, const sa_simple_descr *sd,
         Py_CLEAR(d);
         goto done;
     }
-    if (PyDict_GET_SIZE(st->descr_cache) >= SA_DESCR_CACHE_MAX) {
-        PyDict_Clear(st->descr_cache);
-    }
-    if (PyDict_SetItem(st->descr_cache, key, (PyObject *)d) < 0) {
+    if (remember(st, key, d) < 0) {
         Py_CLEAR(d);
     }
 done:
@@ -203,12 +217,7 @@ descr_literal_eval(sa_state *st, const sa_probe *p, PyObject *name)
     }
     PyBytes_AS_STRING(key)[0] = tag;
     memcpy(PyBytes_AS_STRING(key) + 1, h->literal, h->literal_len);
-    d = (PyArray_Descr *)PyDict_GetItemWithError(st->descr_cache, key);
-    if (d != NULL) {
-        Py_INCREF(d);
-        goto done;
-    }
-    if (PyErr_Occurred()) {
+    if ((d = cached(st, key)) != NULL || PyErr_Occurred()) {
         goto done;
     }
     text = PyUnicode_Decode(h->literal, (Py_ssize_t)h->literal_len,
@@ -238,10 +247,7 @@ descr_literal_eval(sa_state *st, const sa_probe *p, PyObject *name)
     if (sa_descr_check((PyArray_Descr *)res, name) < 0) {
         goto done;
     }
-    if (PyDict_GET_SIZE(st->descr_cache) >= SA_DESCR_CACHE_MAX) {
-        PyDict_Clear(st->descr_cache);
-    }
-    if (PyDict_SetItem(st->descr_cache, key, res) < 0) {
+    if (remember(st, key, (PyArray_Descr *)res) < 0) {
         goto done;
     }
     d = (PyArray_Descr *)res;

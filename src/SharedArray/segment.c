@@ -138,24 +138,35 @@ sa_probe_legacy(sa_probe *p, int exact)
     return 0;
 }
 
+/* Reads the first want bytes of p's file into p->buf and parses them. */
+static int
+read_and_parse(sa_probe *p, size_t want, sa_hdr_status *status)
+{
+    ssize_t got = read_full(p->fd, p->buf, want, 0);
+
+    if (got < 0) {
+        return (int)-got;
+    }
+    p->buf_len = (size_t)got;
+    *status = sa_header_parse(p->buf, p->buf_len, &p->hdr, &p->why);
+    return 0;
+}
+
 /* The header at the start of p's file: p->kind NPY, DAMAGED or OTHER. */
 static int
 read_header(sa_probe *p)
 {
-    sa_hdr_status status;
+    sa_hdr_status status = SA_HDR_NOT_NPY;
     size_t want = sizeof(p->small);
-    ssize_t got;
+    int err;
 
     p->buf = p->small;
     if ((uint64_t)p->st.st_size < want) {
         want = (size_t)p->st.st_size;
     }
-    got = read_full(p->fd, p->buf, want, 0);
-    if (got < 0) {
-        return (int)-got;
+    if ((err = read_and_parse(p, want, &status)) != 0) {
+        return err;
     }
-    p->buf_len = (size_t)got;
-    status = sa_header_parse(p->buf, p->buf_len, &p->hdr, &p->why);
     if (status == SA_HDR_NEED_MORE) {
         /* A long header (many fields); its length is capped by the parser. */
         want = p->hdr.data_offset;
@@ -168,12 +179,9 @@ read_header(sa_probe *p)
         if (p->buf == NULL) {
             return ENOMEM;
         }
-        got = read_full(p->fd, p->buf, want, 0);
-        if (got < 0) {
-            return (int)-got;
+        if ((err = read_and_parse(p, want, &status)) != 0) {
+            return err;
         }
-        p->buf_len = (size_t)got;
-        status = sa_header_parse(p->buf, p->buf_len, &p->hdr, &p->why);
         if (status == SA_HDR_NEED_MORE) {
             status = SA_HDR_CORRUPT;
             p->why = "file is shorter than its header";

@@ -58,7 +58,8 @@ make_venv() {
         "$venv/bin/python" -m pip install -q --upgrade pip
     fi
     "$venv/bin/python" -m pip install -q meson-python meson ninja \
-        'numpy>=2.0' pytest hypothesis mypy
+        'numpy>=2.0' pytest hypothesis mypy 'dask[array]>=2024.8' \
+        'distributed>=2024.8'
     local args=()
     for a in "$@"; do
         args+=("-Csetup-args=$a")

@@ -6,6 +6,7 @@ cleanly without it.  Whether huge pages really back the array is read from
 """
 
 import contextlib
+import gc
 import os
 import subprocess
 import sys
@@ -32,8 +33,16 @@ def mount(fstype, options):
     try:
         yield d
     finally:
-        subprocess.run(["umount", d], check=True)
+        # Whatever the test did: no mount is left behind (a failed test's
+        # traceback may still hold an array; the cache may hold a mapping).
+        gc.collect()
+        sa.cache_clear()
+        done = subprocess.run(["umount", d], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", d], capture_output=True, check=False)
         os.rmdir(d)
+        assert done.returncode == 0, f"{d} was still busy: {done.stderr.strip()}"
 
 
 @contextlib.contextmanager

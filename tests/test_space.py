@@ -36,6 +36,7 @@ from _helpers import (
     free_bytes,
     header_text,
     run_forked,
+    run_python,
     vmas_at,
 )
 
@@ -397,3 +398,27 @@ def test_attach_maps_only_header_and_data(tmpfs, make):
     assert grew <= 4 * PAGE and used <= 4 * PAGE, (
         f"mlock/munlock allocated {grew // 1024} KiB of the file "
         f"({used // 1024} KiB of the tmpfs) beyond the header and data")
+
+
+def test_create_bigger_than_the_tmpfs_fails_before_touching_memory(tmpfs):
+    """A tmpfs may be as large as RAM, so create must not find out it is
+    full by faulting pages in until it is: a request bigger than the free
+    space is ENOSPC at once, with nothing mapped.  The child's address space
+    is capped below the request, so mapping it first would be ENOMEM."""
+    mnt = tmpfs("size=64M")
+    uri = "file://" + str(mnt / "big.npy")
+    free = free_bytes(mnt)
+    out = run_python(
+        """
+        import errno, resource, sys
+        import SharedArray as sa
+        with open("/proc/self/statm") as f:
+            size = int(f.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (size + (512 << 20),) * 2)
+        try:
+            sa.create(sys.argv[1], 1 << 30, "u1")
+        except OSError as e:
+            print(errno.errorcode[e.errno])
+        """, uri)
+    assert out.strip() == "ENOSPC"
+    assert os.listdir(mnt) == [] and free_bytes(mnt) == free

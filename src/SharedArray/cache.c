@@ -158,10 +158,8 @@ sa_cache_lookup(sa_state *st, PyObject *key, const sa_name *name)
         }
     }
     Py_INCREF(m);
-    /* shm names never follow a symlink; file paths do, as open does. */
     Py_BEGIN_ALLOW_THREADS
-        err = sa_stat(-1, name->path, name->backend == SA_BACKEND_SHM, &now,
-                      &id);
+        err = sa_stat(-1, name->path, sa_name_nofollow(name), &now, &id);
     Py_END_ALLOW_THREADS
     if (err != 0 || !still_same((sa_mapping *)m, &now, &id)) {
         drop(st, key);

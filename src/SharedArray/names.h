@@ -22,6 +22,17 @@ typedef struct {
 } sa_name;
 
 /*
+ * Whether a symlink at the end of name's path is refused rather than
+ * followed: a shm name stays in the shm directory; a file path goes
+ * through symlinks as open(2) does.  Every open and stat of a name asks.
+ */
+static inline int
+sa_name_nofollow(const sa_name *name)
+{
+    return name->backend == SA_BACKEND_SHM;
+}
+
+/*
  * Resolves name[0..len) into out.  Returns 0, or -1 with *why saying what is
  * wrong (the name never leaves its namespace: a shm name has no '/', no NUL,
  * is not "." or "..", and fits NAME_MAX).

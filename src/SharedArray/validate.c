@@ -40,10 +40,9 @@ int
 sa_open_segment(sa_probe *p, PyObject *nameobj, const sa_name *name,
                 sa_purpose purpose)
 {
-    /* A shm name stays in the shm directory: never through a symlink.  A
-     * file path may lead through symlinks, as open(2) goes, except to
-     * delete: the link itself would be removed, not the array. */
-    int nofollow = name->backend == SA_BACKEND_SHM || purpose == SA_TO_DELETE;
+    /* Except to delete: there the link itself would be removed, not the
+     * array, so delete never follows one. */
+    int nofollow = sa_name_nofollow(name) || purpose == SA_TO_DELETE;
     int err =
         sa_probe_py(p, AT_FDCWD, name->path, purpose == SA_TO_WRITE, nofollow);
 

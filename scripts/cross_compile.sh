@@ -25,6 +25,10 @@
 #   --strict         exit 1 if any target/file fails
 #   --keep           keep the work directory (logs of every compile)
 #
+# Each target first gets its own sa_config.h from meson.build's feature
+# checks (meson setup -Dcore_only=true with zig as the cross compiler), so
+# the C is compiled exactly as a build on that system would configure it.
+#
 # A file that stops at a missing header (`fatal error: 'sys/vfs.h' file not
 # found`) hides the rest of its errors, so such a file is compiled a second
 # time with an empty stand-in for each missing header: the errors found only
@@ -119,6 +123,33 @@ for f in *.c; do
 done
 
 flags=(-c -Wall -Wextra -Werror -std=c11 -fno-color-diagnostics)
+zpy="$zig_venv/bin/python"
+"$zpy" -m mesonbuild.mesonmain --version >/dev/null 2>&1 ||
+    "$zpy" -m pip install -q --disable-pip-version-check meson ninja
+
+# configure TARGET: meson.build's feature checks for TARGET, with zig as
+# the cross compiler; sa_config.h lands in $work/cfg-TARGET.  0 if done.
+configure() {
+    local t="$1" system cpu
+    case "$t" in
+        *macos*) system=darwin ;;
+        *freebsd*) system=freebsd ;;
+        *) system=linux ;;
+    esac
+    cpu="${t%%-*}"
+    cat >"$work/cross-$t.ini" <<EOF
+[binaries]
+c = ['$zpy', '-m', 'ziglang', 'cc', '-target', '$t']
+ar = ['$zpy', '-m', 'ziglang', 'ar']
+[host_machine]
+system = '$system'
+cpu_family = '$cpu'
+cpu = '$cpu'
+endian = 'little'
+EOF
+    "$zpy" -m mesonbuild.mesonmain setup --cross-file "$work/cross-$t.ini" \
+        -Dcore_only=true "$work/cfg-$t" "$src" >"$work/$t.meson.log" 2>&1
+}
 diag_re='^[^ :]+\.[ch]:[0-9]+:[0-9]+: (fatal error|error|warning):'
 
 # compile TARGET FILE LOG [EXTRA...]: 0 if it compiled.
@@ -135,9 +166,19 @@ required_fail=0
 report="$work/report.txt"
 : >"$report"
 for t in "${targets[@]}"; do
+    if ! configure "$t"; then
+        for f in "${files[@]}"; do result["$t|$f"]=FAIL; done
+        fails=$((fails + ${#files[@]}))
+        case ",$require," in *",$t,"*) required_fail=1 ;; esac
+        {
+            echo "### $t  meson setup (feature checks) failed:"
+            tail -n 15 "$work/$t.meson.log" | sed 's/^/    /'
+        } >>"$report"
+        continue
+    fi
     for f in "${files[@]}"; do
         log="$work/$t.$f.log"
-        if compile "$t" "$f" "$log"; then
+        if compile "$t" "$f" "$log" -I "$work/cfg-$t"; then
             result["$t|$f"]=pass
             continue
         fi
@@ -162,7 +203,7 @@ for t in "${targets[@]}"; do
                 : >"$stubs/$h"
                 missing="$missing <$h>"
                 last="$deep"
-                compile "$t" "$f" "$deep" -ferror-limit=0 -idirafter "$stubs" && break
+                compile "$t" "$f" "$deep" -I "$work/cfg-$t" -ferror-limit=0 -idirafter "$stubs" && break
             done
             echo "    behind the missing headers$missing (each replaced by an empty file):" >>"$report"
             grep -E "$diag_re" "$deep" | grep -v "fatal error: '.*' file not found" \

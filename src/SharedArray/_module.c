@@ -63,6 +63,52 @@ PyDoc_STRVAR(
     "array.");
 /* clang-format on */
 
+#if !SA_HAVE_SHM_DIR
+/* Systems without a directory of shm objects (macOS, the BSDs) cannot
+ * enumerate them; the seed's list() was Linux-only too. */
+static PyObject *
+list_unavailable(PyObject *Py_UNUSED(module), PyObject *const *args,
+                 Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (sa_parse_args("list", args, nargs, kwnames, NULL, 0, 0, NULL) < 0) {
+        return NULL;
+    }
+    PyErr_SetString(PyExc_NotImplementedError,
+                    "list() needs a directory of shared memory objects "
+                    "(Linux's /dev/shm); this build uses the portable "
+                    "POSIX backend (shm_open), which cannot enumerate them");
+    return NULL;
+}
+#define sa_list list_unavailable
+#endif
+
+/* What this build can do, decided by meson (sa_config.h): for the tests,
+ * the CLI and bug reports. */
+static int
+add_features(PyObject *m)
+{
+    PyObject *f = Py_BuildValue(
+        "{s:s,s:O,s:O,s:O,s:O,s:O,s:O}", "backend", SA_BACKEND_NAME, "list",
+        SA_HAVE_SHM_DIR ? Py_True : Py_False, "birth_times",
+        SA_HAVE_STATX || SA_HAVE_ST_BIRTHTIM || SA_HAVE_ST_BIRTHTIMESPEC
+            ? Py_True
+            : Py_False,
+        "claims", SA_HAVE_ABSTRACT_SOCKETS ? Py_True : Py_False, "o_tmpfile",
+        SA_HAVE_O_TMPFILE ? Py_True : Py_False, "huge_pages",
+        SA_HAVE_MADV_POPULATE_WRITE && SA_HAVE_STATFS_MAGIC ? Py_True
+                                                            : Py_False,
+        "fallocate", SA_HAVE_FALLOCATE ? Py_True : Py_False);
+
+    if (f == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(m, "_features", f) < 0) {
+        Py_DECREF(f);
+        return -1;
+    }
+    return 0;
+}
+
 static PyMethodDef module_methods[] = {
     {"create", (PyCFunction)(void (*)(void))sa_create,
      METH_FASTCALL | METH_KEYWORDS, create_doc},
@@ -132,7 +178,8 @@ module_exec(PyObject *m)
     st->cache_max_bytes = SA_CACHE_MAX_BYTES;
     if (PyModule_AddIntConstant(m, "MS_ASYNC", MS_ASYNC) < 0 ||
         PyModule_AddIntConstant(m, "MS_SYNC", MS_SYNC) < 0 ||
-        PyModule_AddIntConstant(m, "MS_INVALIDATE", MS_INVALIDATE) < 0) {
+        PyModule_AddIntConstant(m, "MS_INVALIDATE", MS_INVALIDATE) < 0 ||
+        add_features(m) < 0) {
         return -1;
     }
     return 0;

@@ -29,7 +29,9 @@ sa_cache_key(const sa_name *name, int writable)
     PyObject *key = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n + 1);
 
     if (key != NULL) {
-        PyBytes_AS_STRING(key)[0] = writable ? 'w' : 'r';
+        /* Upper case for shm_open names, which are no file paths. */
+        PyBytes_AS_STRING(key)[0] =
+            name->shm_object ? (writable ? 'W' : 'R') : (writable ? 'w' : 'r');
         memcpy(PyBytes_AS_STRING(key) + 1, name->path, n);
     }
     return key;
@@ -159,7 +161,8 @@ sa_cache_lookup(sa_state *st, PyObject *key, const sa_name *name)
     }
     Py_INCREF(m);
     Py_BEGIN_ALLOW_THREADS
-        err = sa_stat(-1, name->path, sa_name_nofollow(name), &now, &id);
+        err = sa_stat_path(name->path, name->shm_object,
+                           sa_name_nofollow(name), &now, &id);
     Py_END_ALLOW_THREADS
     if (err != 0 || !still_same((sa_mapping *)m, &now, &id)) {
         drop(st, key);
@@ -200,14 +203,16 @@ sweep(sa_state *st)
         return;
     }
     while (PyDict_Next(st->cache_strong, &pos, &key, &m)) {
-        /* key: 'r' or 'w', then the path. */
+        /* key: 'r' or 'w' (a file), 'R' or 'W' (a shm object), then the
+         * path. */
         const char *path = PyBytes_AS_STRING(key) + 1;
+        int shm_object = PyBytes_AS_STRING(key)[0] <= 'Z';
 
         /* Small mappings keep little memory alive: not worth a statx. */
         if (((sa_mapping *)m)->map_size < SA_CACHE_SWEEP_MIN) {
             continue;
         }
-        if ((sa_stat(-1, path, 1, &now, &id) != 0 ||
+        if ((sa_stat_path(path, shm_object, 1, &now, &id) != 0 ||
              !still_same((sa_mapping *)m, &now, &id)) &&
             PyList_Append(stale, key) < 0) {
             PyErr_Clear();

@@ -6,6 +6,10 @@
  * nothing is ever left on disk.  A waiter connects to the holder once:
  * the connection tells it the holder's uid (SO_PEERCRED), and it hangs up
  * when the holder closes the socket, which is what the waiter polls for.
+ *
+ * Elsewhere (no abstract sockets: SA_HAVE_ABSTRACT_SOCKETS from meson)
+ * no claim is ever had and creators go on unclaimed: shm_open(O_EXCL)
+ * settles races over shm names there, and link(2) those over files.
  */
 /* struct ucred, SOCK_CLOEXEC */
 #ifndef _GNU_SOURCE
@@ -15,6 +19,10 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <unistd.h>
+
+#if SA_HAVE_ABSTRACT_SOCKETS
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +31,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Creators of different names that hash alike merely take turns. */
 static uint64_t
@@ -156,6 +163,18 @@ sa_claim_try(sa_claim *c, const sa_name *name)
     c->tried = 1;
     return 0;
 }
+
+#else /* !SA_HAVE_ABSTRACT_SOCKETS */
+
+int
+sa_claim_try(sa_claim *c, const sa_name *name)
+{
+    (void)name;
+    c->tried = 1;
+    return 0;
+}
+
+#endif
 
 int
 sa_claim_wait(sa_claim *c, int timeout_ms)

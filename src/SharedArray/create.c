@@ -165,7 +165,7 @@ raise_no_space(PyObject *nameobj, const sa_create_job *job)
     struct statvfs fs;
     PyObject *msg;
 
-    if (statvfs(job->name->dir, &fs) != 0) {
+    if (job->name->dir[0] == '\0' || statvfs(job->name->dir, &fs) != 0) {
         sa_raise_errno(ENOSPC, nameobj);
         return;
     }

@@ -27,7 +27,7 @@ delete_impl(sa_state *st, PyObject *nameobj, const sa_name *name)
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-        err = sa_unlink_checked(&p, name->path);
+        err = sa_unlink_checked(&p, name);
     Py_END_ALLOW_THREADS
     if (err == ESTALE) {
         /* FileNotFoundError, with errno and filename like any other. */

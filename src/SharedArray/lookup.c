@@ -36,7 +36,8 @@ sa_identity_of(PyObject *Py_UNUSED(module), PyObject *nameobj)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-        err = sa_stat(-1, name.path, sa_name_nofollow(&name), &st, &id);
+        err = sa_stat_path(name.path, name.shm_object, sa_name_nofollow(&name),
+                           &st, &id);
     Py_END_ALLOW_THREADS
     if (err != 0) {
         return sa_raise_errno(err, nameobj);

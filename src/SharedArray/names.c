@@ -43,11 +43,29 @@ parse_shm(const char *s, size_t len, sa_name *out, const char **why)
         return -1;
     }
     out->backend = SA_BACKEND_SHM;
+#if SA_SHM_OPEN
+    /* shm_open(3)'s portable form: one leading slash, no other. */
+    if (len > SA_SHM_NAME_MAX) {
+        *why = SA_SHM_NAME_MAX < NAME_MAX
+                   ? "shm name is too long for this system's shm_open "
+                     "(macOS: at most 30 bytes)"
+                   : "shm name is longer than NAME_MAX (255 bytes)";
+        return -1;
+    }
+    out->shm_object = 1;
+    out->dir[0] = '\0';
+    out->path[0] = '/';
+    memcpy(out->path + 1, s, len);
+    out->path[1 + len] = '\0';
+    out->base = out->path + 1;
+#else
+    out->shm_object = 0;
     memcpy(out->dir, SA_SHM_DIR, sizeof(SA_SHM_DIR));
     memcpy(out->path, SA_SHM_DIR "/", sizeof(SA_SHM_DIR));
     memcpy(out->path + sizeof(SA_SHM_DIR), s, len);
     out->path[sizeof(SA_SHM_DIR) + len] = '\0';
     out->base = out->path + sizeof(SA_SHM_DIR);
+#endif
     return 0;
 }
 
@@ -70,6 +88,7 @@ parse_file(const char *s, size_t len, sa_name *out, const char **why)
         return -1;
     }
     out->backend = SA_BACKEND_FILE;
+    out->shm_object = 0;
     memcpy(out->path, s, len);
     out->path[len] = '\0';
     slash = strrchr(out->path, '/');

@@ -8,17 +8,20 @@
 #include <limits.h>
 #include <stddef.h>
 
-#ifndef SA_SHM_DIR
-#define SA_SHM_DIR "/dev/shm"
-#endif
+/* What meson found out about the target system (meson.build decides). */
+#include "sa_config.h"
 
 typedef enum { SA_BACKEND_SHM, SA_BACKEND_FILE } sa_backend;
 
 typedef struct {
     sa_backend backend;
-    char path[PATH_MAX]; /* what open() takes */
-    char dir[PATH_MAX];  /* the directory that will hold it */
+    char path[PATH_MAX]; /* what open() takes, or shm_open() when
+                          * shm_object */
+    char dir[PATH_MAX];  /* the directory that will hold it ("" for a
+                          * shm_object: there is none) */
     const char *base;    /* final component, inside path */
+    int shm_object;      /* path is a shm_open(3) name, not a file path
+                          * (shm:// names in the posix backend) */
 } sa_name;
 
 /*
@@ -31,6 +34,9 @@ sa_name_nofollow(const sa_name *name)
 {
     return name->backend == SA_BACKEND_SHM;
 }
+
+/* Whether this build has shm:// names as shm_open(3) objects. */
+#define SA_SHM_OBJECTS SA_SHM_OPEN
 
 /*
  * Resolves name[0..len) into out.  Returns 0, or -1 with *why saying what is

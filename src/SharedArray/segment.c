@@ -3,10 +3,20 @@
  * stat with identity, probing (open and read the header without mapping),
  * reserving holes, mapping, creating out of sight and publishing, checked
  * unlink.
+ *
+ * Which calls are used is decided in meson.build (sa_config.h): the linux
+ * backend has statx, O_TMPFILE, fallocate and huge pages; the posix
+ * backend uses only what POSIX (and macOS and FreeBSD) offer: shm_open for
+ * shm names, fstat, a hidden name and link(2) to publish files, and for
+ * shm objects the magic written last.
  */
 /* mkostemp, O_TMPFILE, AT_EMPTY_PATH, statx, fallocate */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
+/* st_birthtimespec and mkostemp on macOS */
+#ifndef _DARWIN_C_SOURCE
+#define _DARWIN_C_SOURCE
 #endif
 #include "segment.h"
 
@@ -16,9 +26,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/sysmacros.h>
-#include <sys/vfs.h>
 #include <unistd.h>
+#if SA_HAVE_SYS_SYSMACROS_H
+#include <sys/sysmacros.h>
+#endif
+#if SA_HAVE_STATFS_MAGIC
+#include <sys/vfs.h>
+#endif
+
+/* Where shm objects are files anyone may replace by a FIFO (see
+ * meson.build): opened without blocking, as sa_probe_open does. */
+#if SA_SHM_OPEN_NONBLOCK
+#define SHM_NONBLOCK O_NONBLOCK
+#else
+#define SHM_NONBLOCK 0
+#endif
 
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6
@@ -28,14 +50,51 @@
 #endif
 
 /*
+ * Reads a shm object's bytes [offset, offset + n) through a read-only
+ * mapping of the pages that hold them, only as far as the size fstat gave
+ * (a shm object need not support read(2): macOS's do not).  The first
+ * byte is loaded with acquire order: a creator's release store of the
+ * magic (sa_create_publish) then implies the header written before it.
+ */
+static ssize_t
+map_read(const sa_probe *p, unsigned char *buf, size_t n, off_t offset)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    off_t start, size = p->st.st_size;
+    size_t len;
+    unsigned char *m;
+
+    if (offset >= size) {
+        return 0;
+    }
+    if ((uint64_t)n > (uint64_t)(size - offset)) {
+        n = (size_t)(size - offset);
+    }
+    start = offset - offset % (off_t)page;
+    len = (size_t)(offset - start) + n;
+    m = mmap(NULL, len, PROT_READ, MAP_SHARED, p->fd, start);
+    if (m == MAP_FAILED) {
+        return -errno;
+    }
+    buf[0] = __atomic_load_n(m + (offset - start), __ATOMIC_ACQUIRE);
+    memcpy(buf + 1, m + (offset - start) + 1, n - 1);
+    munmap(m, len);
+    return (ssize_t)n;
+}
+
+/*
  * pread of n bytes at offset until they are all read or the file ends;
  * returns the bytes read, or -errno (EINTR included: the caller decides).
  */
 static ssize_t
-read_full(int fd, unsigned char *buf, size_t n, off_t offset)
+read_full(const sa_probe *p, unsigned char *buf, size_t n, off_t offset)
 {
+    int fd = p->fd;
     size_t got = 0;
 
+    if (p->shm_object) {
+        return n == 0 ? 0 : map_read(p, buf, n, offset);
+    }
     while (got < n) {
         ssize_t r = pread(fd, buf + got, n - got, offset + (off_t)got);
         if (r < 0) {
@@ -62,6 +121,7 @@ sa_probe_close(sa_probe *p)
     p->buf = NULL;
 }
 
+#if SA_HAVE_STATX
 int
 sa_stat(int fd, const char *path, int nofollow, struct stat *st, sa_ident *id)
 {
@@ -101,6 +161,75 @@ sa_statat(int dirfd, const char *path, int flags, struct stat *st,
     return 0;
 }
 
+#else /* !SA_HAVE_STATX: fstat and fstatat, birth times where recorded */
+
+static void
+ident_of(const struct stat *st, sa_ident *id)
+{
+    memset(id, 0, sizeof(*id));
+    id->dev = (uint64_t)st->st_dev;
+    id->ino = (uint64_t)st->st_ino;
+#if SA_HAVE_ST_BIRTHTIMESPEC
+    id->btime_sec = (int64_t)st->st_birthtimespec.tv_sec;
+    id->btime_nsec = (uint32_t)st->st_birthtimespec.tv_nsec;
+#elif SA_HAVE_ST_BIRTHTIM
+    id->btime_sec = (int64_t)st->st_birthtim.tv_sec;
+    id->btime_nsec = (uint32_t)st->st_birthtim.tv_nsec;
+#endif
+    /* BSD reports -1 seconds, macOS 0, where no birth time is kept (shm
+     * objects among them): such files are never served from the cache. */
+    id->has_btime = id->btime_sec > 0;
+}
+
+int
+sa_stat(int fd, const char *path, int nofollow, struct stat *st, sa_ident *id)
+{
+    if (fd >= 0) {
+        if (fstat(fd, st) < 0) {
+            return errno;
+        }
+    }
+    else if (path == NULL) {
+        return EINVAL;
+    }
+    else if ((nofollow ? lstat(path, st) : stat(path, st)) < 0) {
+        return errno;
+    }
+    ident_of(st, id);
+    return 0;
+}
+
+int
+sa_statat(int dirfd, const char *path, int flags, struct stat *st,
+          sa_ident *id)
+{
+    if (fstatat(dirfd, path, st, flags) < 0) {
+        return errno;
+    }
+    ident_of(st, id);
+    return 0;
+}
+
+#endif
+
+int
+sa_stat_path(const char *path, int shm_object, int nofollow, struct stat *st,
+             sa_ident *id)
+{
+    int fd, err;
+
+    if (!shm_object) {
+        return sa_stat(-1, path, nofollow, st, id);
+    }
+    fd = shm_open(path, O_RDONLY | SHM_NONBLOCK, 0);
+    if (fd < 0) {
+        return errno;
+    }
+    err = sa_stat(fd, NULL, 0, st, id);
+    close(fd);
+    return err;
+}
+
 int
 sa_probe_legacy(sa_probe *p, int exact)
 {
@@ -116,7 +245,7 @@ sa_probe_legacy(sa_probe *p, int exact)
     if ((uint64_t)p->st.st_size < n) {
         n = (size_t)p->st.st_size;
     }
-    got = read_full(p->fd, tail, n, p->st.st_size - (off_t)n);
+    got = read_full(p, tail, n, p->st.st_size - (off_t)n);
     if (got < 0) {
         return (int)-got;
     }
@@ -142,7 +271,7 @@ sa_probe_legacy(sa_probe *p, int exact)
 static int
 read_and_parse(sa_probe *p, size_t want, sa_hdr_status *status)
 {
-    ssize_t got = read_full(p->fd, p->buf, want, 0);
+    ssize_t got = read_full(p, p->buf, want, 0);
 
     if (got < 0) {
         return (int)-got;
@@ -193,6 +322,82 @@ read_header(sa_probe *p)
     return 0;
 }
 
+static void
+probe_init(sa_probe *p)
+{
+    p->fd = -1;
+    p->buf = NULL;
+    p->regular = 0;
+    p->shm_object = 0;
+    p->kind = SA_SEG_OTHER;
+    p->why = NULL;
+}
+
+/* Whether the first bytes of a file that is neither .npy nor 3.x say it
+ * is still being made (see SA_UNPUBLISHED_MAGIC). */
+static int
+unpublished(const sa_probe *p)
+{
+    static const unsigned char zeros[8];
+    size_t n = p->buf_len < sizeof(zeros) ? p->buf_len : sizeof(zeros);
+
+    if (p->buf_len >= 6 && memcmp(p->buf, SA_UNPUBLISHED_MAGIC, 6) == 0) {
+        return 1;
+    }
+    /* A shm object is sized and written after shm_open made it: empty or
+     * zeros until its header goes in. */
+    return p->shm_object &&
+           (p->st.st_size == 0 || memcmp(p->buf, zeros, n) == 0);
+}
+
+/* Reads and classifies the header of p->fd, which was just opened. */
+static int
+probe_fd(sa_probe *p)
+{
+    int err;
+
+    if ((err = sa_stat(p->fd, NULL, 0, &p->st, &p->id)) != 0) {
+        return err;
+    }
+    /* macOS reports a shm object's mode without a file type. */
+    p->regular = S_ISREG(p->st.st_mode) ||
+                 (p->shm_object && (p->st.st_mode & S_IFMT) == 0);
+    if (!p->regular) {
+        return 0;
+    }
+    if ((err = read_header(p)) != 0) {
+        return err;
+    }
+    /* A 3.x segment may hold anything at offset 0, even bytes that look
+     * like (a damaged) .npy header; an intact .npy header is weighed
+     * against a trailer later, once its data size is known. */
+    if (p->kind != SA_SEG_NPY && (err = sa_probe_legacy(p, 0)) != 0) {
+        return err;
+    }
+    if (p->kind != SA_SEG_NPY && p->kind != SA_SEG_LEGACY && unpublished(p)) {
+        p->kind = SA_SEG_INCOMPLETE;
+        p->why = "still being created";
+    }
+    return 0;
+}
+
+int
+sa_probe_shm(sa_probe *p, const char *path, int writable)
+{
+    int err;
+
+    probe_init(p);
+    p->shm_object = 1;
+    p->fd = shm_open(path, (writable ? O_RDWR : O_RDONLY) | SHM_NONBLOCK, 0);
+    if (p->fd < 0) {
+        return errno;
+    }
+    if ((err = probe_fd(p)) != 0) {
+        sa_probe_close(p);
+    }
+    return err;
+}
+
 int
 sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
               int nofollow)
@@ -201,11 +406,7 @@ sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
                 (nofollow ? O_NOFOLLOW : 0);
     int err = 0;
 
-    p->fd = -1;
-    p->buf = NULL;
-    p->regular = 0;
-    p->kind = SA_SEG_OTHER;
-    p->why = NULL;
+    probe_init(p);
     /* O_NONBLOCK: a FIFO planted under an array's name must not hang us. */
     p->fd = openat(dirfd, path, flags);
     if (p->fd < 0) {
@@ -223,20 +424,7 @@ sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
         }
         goto error;
     }
-    if ((err = sa_stat(p->fd, NULL, 0, &p->st, &p->id)) != 0) {
-        goto error;
-    }
-    p->regular = S_ISREG(p->st.st_mode);
-    if (!p->regular) {
-        return 0;
-    }
-    if ((err = read_header(p)) != 0) {
-        goto error;
-    }
-    /* A 3.x segment may hold anything at offset 0, even bytes that look
-     * like (a damaged) .npy header; an intact .npy header is weighed
-     * against a trailer later, once its data size is known. */
-    if (p->kind != SA_SEG_NPY && (err = sa_probe_legacy(p, 0)) != 0) {
+    if ((err = probe_fd(p)) != 0) {
         goto error;
     }
     return 0;
@@ -249,22 +437,29 @@ int
 sa_map(int fd, const struct stat *st, uint64_t len, int writable, void **addr,
        size_t *maplen)
 {
-    uint64_t blk = (uint64_t)st->st_blksize;
-    struct statfs sfs;
     void *a;
 
     *addr = NULL;
     *maplen = 0;
-    /* hugetlbfs reports its page size as the block size; only there is
-     * the extra fstatfs paid, and only there rounding is right (elsewhere
-     * pages past EOF would make mlock fail). */
-    if (blk > (uint64_t)sysconf(_SC_PAGESIZE) && (blk & (blk - 1)) == 0 &&
-        fstatfs(fd, &sfs) == 0 && sfs.f_type == HUGETLBFS_MAGIC) {
-        if (len > UINT64_MAX - blk) {
-            return EFBIG;
+#if SA_HAVE_STATFS_MAGIC
+    {
+        uint64_t blk = (uint64_t)st->st_blksize;
+        struct statfs sfs;
+
+        /* hugetlbfs reports its page size as the block size; only there
+         * is the extra fstatfs paid, and only there rounding is right
+         * (elsewhere pages past EOF would make mlock fail). */
+        if (blk > (uint64_t)sysconf(_SC_PAGESIZE) && (blk & (blk - 1)) == 0 &&
+            fstatfs(fd, &sfs) == 0 && sfs.f_type == HUGETLBFS_MAGIC) {
+            if (len > UINT64_MAX - blk) {
+                return EFBIG;
+            }
+            len = (len + blk - 1) & ~(blk - 1);
         }
-        len = (len + blk - 1) & ~(blk - 1);
     }
+#else
+    (void)st;
+#endif
     if (len == 0 || len > (uint64_t)SIZE_MAX) {
         return len == 0 ? EINVAL : EFBIG;
     }
@@ -276,6 +471,40 @@ sa_map(int fd, const struct stat *st, uint64_t len, int writable, void **addr,
     *addr = a;
     *maplen = (size_t)len;
     return 0;
+}
+
+/*
+ * Gives the first len bytes of fd blocks; 0 also where the filesystem
+ * cannot allocate ahead (then nothing is promised: see the README).
+ */
+static int
+allocate(int fd, uint64_t len)
+{
+#if SA_HAVE_FALLOCATE
+    /* fallocate(2), not posix_fallocate: where the filesystem cannot,
+     * glibc would emulate it by writing into blocks other processes may be
+     * writing too. */
+    if (fallocate(fd, 0, 0, (off_t)len) < 0) {
+        if (errno == EOPNOTSUPP || errno == ENOSYS) {
+            return 0;
+        }
+        return errno;
+    }
+    return 0;
+#elif SA_HAVE_POSIX_FALLOCATE
+    /* The BSDs' is a system call and refuses (EINVAL, ENODEV, EOPNOTSUPP)
+     * where it cannot allocate: nothing is emulated by writing. */
+    int err = posix_fallocate(fd, 0, (off_t)len);
+
+    if (err == EINVAL || err == ENODEV || err == EOPNOTSUPP || err == ENOSYS) {
+        return 0;
+    }
+    return err;
+#else
+    (void)fd;
+    (void)len;
+    return 0;
+#endif
 }
 
 int
@@ -290,22 +519,18 @@ sa_reserve(int fd, const struct stat *st, uint64_t len, int trust_blocks)
         if (trust_blocks) {
             return 0;
         }
+#if SA_HAVE_SEEK_HOLE
         /* Metadata blocks count too on disk filesystems: ask for holes. */
         hole = lseek(fd, 0, SEEK_HOLE);
         if (hole < 0 || (uint64_t)hole >= len) {
             return 0;
         }
+#else
+        (void)hole;
+        return 0;
+#endif
     }
-    /* fallocate(2), not posix_fallocate: where the filesystem cannot,
-     * glibc would emulate it by writing into blocks other processes may be
-     * writing too. */
-    if (fallocate(fd, 0, 0, (off_t)len) < 0) {
-        if (errno == EOPNOTSUPP || errno == ENOSYS) {
-            return 0;
-        }
-        return errno;
-    }
-    return 0;
+    return allocate(fd, len);
 }
 
 /* Writes len bytes at offset 0; 0 or the errno (a short write is retried,
@@ -329,6 +554,7 @@ pwrite_full(int fd, const unsigned char *buf, size_t len)
     return 0;
 }
 
+#if SA_HAVE_O_TMPFILE
 /* Gives the O_TMPFILE descriptor fd the name path, never replacing one. */
 static int
 link_tmpfile(int fd, const char *path)
@@ -354,6 +580,7 @@ link_tmpfile(int fd, const char *path)
     }
     return errno;
 }
+#endif
 
 /*
  * On tmpfs, reserves the segment by faulting it in through the mapping
@@ -367,7 +594,7 @@ link_tmpfile(int fd, const char *path)
 static int
 populate_tmpfs(sa_create_job *job)
 {
-#if defined(MADV_POPULATE_WRITE) && defined(MADV_HUGEPAGE)
+#if SA_HAVE_MADV_POPULATE_WRITE && SA_HAVE_STATFS_MAGIC
     struct statfs sfs;
     int err;
 
@@ -407,6 +634,56 @@ populate_tmpfs(sa_create_job *job)
 #endif
 }
 
+/*
+ * Reserves the blocks of a new file that nobody else writes yet; 0 also
+ * where the system cannot allocate ahead (nothing is promised there).
+ */
+static int
+allocate_new(int fd, uint64_t len)
+{
+#if SA_HAVE_POSIX_FALLOCATE
+    int err = posix_fallocate(fd, 0, (off_t)len);
+
+    /* The BSDs refuse where the filesystem cannot (ZFS: EINVAL). */
+    if (err == EINVAL || err == ENODEV || err == EOPNOTSUPP || err == ENOSYS) {
+        return 0;
+    }
+    return err;
+#else
+    (void)fd;
+    (void)len;
+    return 0;
+#endif
+}
+
+/*
+ * Removes the shm object job made, unless it is no longer the one under
+ * its name (deleted and made again by someone else meanwhile).
+ */
+static void
+unlink_made_shm(sa_create_job *job)
+{
+    struct stat ours, now;
+    int fd;
+
+    if (fstat(job->fd, &ours) < 0) {
+        return;
+    }
+    fd = shm_open(job->name->path, O_RDONLY | SHM_NONBLOCK, 0);
+    if (fd < 0) {
+        /* Gone (ENOENT), or a mode without read for us: ours still. */
+        if (errno == EACCES) {
+            shm_unlink(job->name->path);
+        }
+        return;
+    }
+    if (fstat(fd, &now) == 0 && now.st_dev == ours.st_dev &&
+        now.st_ino == ours.st_ino) {
+        shm_unlink(job->name->path);
+    }
+    close(fd);
+}
+
 void
 sa_create_abort(sa_create_job *job)
 {
@@ -414,6 +691,11 @@ sa_create_abort(sa_create_job *job)
         munmap(job->addr, job->size);
         job->addr = NULL;
     }
+    if (job->shm_created && job->fd >= 0) {
+        unlink_made_shm(job);
+    }
+    job->shm_created = 0;
+    job->magic = NULL;
     if (job->fd >= 0) {
         close(job->fd);
         job->fd = -1;
@@ -423,6 +705,53 @@ sa_create_abort(sa_create_job *job)
         job->tmp_named = 0;
     }
     sa_claim_release(&job->claim);
+}
+
+/*
+ * sa_create_prepare for a shm object (posix backend): there is no making
+ * it out of sight, so it is made under its name with O_EXCL (which also
+ * settles races between creators), sized once (macOS allows one
+ * ftruncate), reserved where posix_fallocate can, and given the header
+ * without the first byte of its magic: until publish writes that byte,
+ * attach and info report FileNotFoundError (FORMAT.md).
+ */
+static int
+prepare_shm(sa_create_job *job)
+{
+    int err;
+
+    job->fd = shm_open(job->name->path, O_RDWR | O_CREAT | O_EXCL,
+                       (mode_t)job->mode);
+    if (job->fd < 0) {
+        return errno;
+    }
+    job->shm_created = 1;
+    if ((err = sa_stat(job->fd, NULL, 0, &job->st, &job->id)) != 0) {
+        goto error;
+    }
+    /* Exactly the mode asked for, whatever the umask. */
+    if ((job->st.st_mode & 07777) != (mode_t)job->mode &&
+        fchmod(job->fd, (mode_t)job->mode) < 0) {
+        err = errno;
+        goto error;
+    }
+    if (ftruncate(job->fd, (off_t)job->total) < 0) {
+        err = errno;
+        goto error;
+    }
+    if ((err = allocate_new(job->fd, job->total)) != 0 ||
+        (err = sa_stat(job->fd, NULL, 0, &job->st, &job->id)) != 0 ||
+        (err = sa_map(job->fd, &job->st, job->total, 1, &job->addr,
+                      &job->size)) != 0) {
+        goto error;
+    }
+    memcpy((unsigned char *)job->addr + 1, job->header + 1,
+           job->header_len - 1);
+    job->magic = job->addr;
+    return 0;
+error:
+    sa_create_abort(job);
+    return err;
 }
 
 int
@@ -435,10 +764,15 @@ sa_create_prepare(sa_create_job *job)
 
     job->fd = -1;
     job->tmp_named = 0;
+    job->shm_created = 0;
+    job->magic = NULL;
     job->addr = NULL;
     job->size = 0;
     if (job->total > (uint64_t)SIZE_MAX || job->total > (uint64_t)INT64_MAX) {
         return EFBIG;
+    }
+    if (job->name->shm_object) {
+        return prepare_shm(job);
     }
     /*
      * Segments bigger than one pwrite fail here when the name exists,
@@ -451,7 +785,7 @@ sa_create_prepare(sa_create_job *job)
     if (claimed && lstat(job->name->path, &taken) == 0) {
         return EEXIST;
     }
-#ifdef O_TMPFILE
+#if SA_HAVE_O_TMPFILE
     /* The mode asked for (less the umask): unnamed, nobody else can open
      * it meanwhile, and usually no fchmod is needed below. */
     job->fd = open(job->name->dir, O_TMPFILE | O_RDWR | O_CLOEXEC,
@@ -516,7 +850,7 @@ sa_create_prepare(sa_create_job *job)
     if (err == 0 && written < job->total) {
         err = populate_tmpfs(job);
         if (err == EOPNOTSUPP) {
-            err = posix_fallocate(job->fd, 0, (off_t)job->total);
+            err = allocate_new(job->fd, job->total);
         }
     }
     if ((err == ENOSPC || err == EDQUOT) && !claimed) {
@@ -568,7 +902,14 @@ sa_create_publish(sa_create_job *job)
 {
     int err = 0;
 
-    if (job->tmp_named) {
+    if (job->magic != NULL) {
+        /* Release order: whoever reads the magic reads all written before
+         * it (map_read's acquire load). */
+        __atomic_store_n(job->magic, job->header[0], __ATOMIC_RELEASE);
+        job->magic = NULL;
+        job->shm_created = 0;
+    }
+    else if (job->tmp_named) {
         if (link(job->tmp, job->name->path) < 0) {
             err = errno;
             goto error;
@@ -576,8 +917,15 @@ sa_create_publish(sa_create_job *job)
         unlink(job->tmp);
         job->tmp_named = 0;
     }
-    else if ((err = link_tmpfile(job->fd, job->name->path)) != 0) {
+    else {
+#if SA_HAVE_O_TMPFILE
+        if ((err = link_tmpfile(job->fd, job->name->path)) != 0) {
+            goto error;
+        }
+#else
+        err = EINVAL; /* no O_TMPFILE: prepare always names the file */
         goto error;
+#endif
     }
     close(job->fd);
     job->fd = -1;
@@ -590,18 +938,21 @@ error:
 }
 
 int
-sa_unlink_checked(const sa_probe *p, const char *path)
+sa_unlink_checked(const sa_probe *p, const sa_name *name)
 {
     struct stat now;
+    sa_ident id;
+    int err;
 
-    if (lstat(path, &now) < 0) {
-        return errno;
+    if ((err = sa_stat_path(name->path, name->shm_object, 1, &now, &id)) !=
+        0) {
+        return err;
     }
     if (now.st_dev != p->st.st_dev || now.st_ino != p->st.st_ino) {
         /* Replaced since we validated it: not ours to remove. */
         return ESTALE;
     }
-    if (unlink(path) < 0) {
+    if ((name->shm_object ? shm_unlink(name->path) : unlink(name->path)) < 0) {
         return errno;
     }
     return 0;

@@ -32,24 +32,36 @@ typedef struct {
 /* fstat of fd, or lstat/stat of path (fd < 0), with the birth time. */
 int sa_stat(int fd, const char *path, int nofollow, struct stat *st,
             sa_ident *id);
-/* statx(dirfd, path, flags) into the same two. */
+/* statx(dirfd, path, flags) into the same two (fstatat elsewhere). */
 int sa_statat(int dirfd, const char *path, int flags, struct stat *st,
               sa_ident *id);
+/* The same for a name's path: a file (lstat if nofollow), or with
+ * shm_object a shm_open(3) name (opened read-only, fstat, closed). */
+int sa_stat_path(const char *path, int shm_object, int nofollow,
+                 struct stat *st, sa_ident *id);
 
 /* What an opened file turned out to be. */
 typedef enum {
-    SA_SEG_OTHER,   /* not an array: no .npy magic, no 3.x trailer */
-    SA_SEG_NPY,     /* an intact .npy header */
-    SA_SEG_DAMAGED, /* the .npy magic, but a header that does not parse */
-    SA_SEG_LEGACY,  /* a SharedArray 3.x trailer */
+    SA_SEG_OTHER,      /* not an array: no .npy magic, no 3.x trailer */
+    SA_SEG_NPY,        /* an intact .npy header */
+    SA_SEG_DAMAGED,    /* the .npy magic, but a header that does not parse */
+    SA_SEG_LEGACY,     /* a SharedArray 3.x trailer */
+    SA_SEG_INCOMPLETE, /* still being made by a creator (posix backend:
+                        * the magic is written last), or left so by one
+                        * that died: attach says FileNotFoundError */
 } sa_seg_kind;
+
+/* The first bytes of a segment whose creator has not published it yet:
+ * the .npy magic with its first byte zero (see FORMAT.md). */
+#define SA_UNPUBLISHED_MAGIC "\0NUMPY"
 
 /* What an open segment looks like before anything is mapped. */
 typedef struct {
     int fd; /* -1 when closed */
     struct stat st;
     sa_ident id;
-    int regular; /* st is a regular file */
+    int regular;    /* st is a regular file (or a shm object) */
+    int shm_object; /* opened with shm_open: read through mmap */
     sa_seg_kind kind;
     const char *why;    /* the defect when kind is SA_SEG_DAMAGED */
     sa_header hdr;      /* spans point into buf; for a 3.x segment
@@ -69,6 +81,9 @@ typedef struct {
  */
 int sa_probe_open(sa_probe *p, int dirfd, const char *path, int writable,
                   int nofollow);
+/* The same for a shm_open(3) name: shm objects need not support read(2),
+ * so their header is read through a short-lived read-only mapping. */
+int sa_probe_shm(sa_probe *p, const char *path, int writable);
 
 void sa_probe_close(sa_probe *p);
 
@@ -119,7 +134,10 @@ typedef struct {
     uint64_t total;    /* header_len + data bytes */
     unsigned int mode; /* permission bits, applied exactly */
     sa_claim claim;    /* caller sets fd and wait_fd to -1 */
-    int out_of_space;  /* a first attempt found no room (caller: 0) */
+    int shm_created;   /* a shm object made by prepare, to unlink on abort */
+    unsigned char *magic; /* shm object: where publish writes the first
+                           * byte of the magic (in the caller's mapping) */
+    int out_of_space;     /* a first attempt found no room (caller: 0) */
     /* Set by prepare: */
     int fd;
     int tmp_named;
@@ -142,9 +160,9 @@ int sa_create_publish(sa_create_job *job);
 void sa_create_abort(sa_create_job *job);
 
 /*
- * Unlinks path if, and only if, it still is the file that p (already
+ * Unlinks name if, and only if, it still is the file that p (already
  * validated by the caller) has open: a file swapped in meanwhile is left.
  */
-int sa_unlink_checked(const sa_probe *p, const char *path);
+int sa_unlink_checked(const sa_probe *p, const sa_name *name);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static PyObject *
@@ -36,6 +37,43 @@ sa_probe_py(sa_probe *p, int dirfd, const char *path, int writable,
     }
 }
 
+/* sa_probe_py for a shm_open(3) name. */
+static int
+probe_shm_py(sa_probe *p, const char *path, int writable)
+{
+    int err;
+
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+            err = sa_probe_shm(p, path, writable);
+        Py_END_ALLOW_THREADS
+        if (err != EINTR) {
+            return err;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+    }
+}
+
+/* Whether the shm object or file under name can be opened read-only. */
+static int
+readable(const sa_name *name)
+{
+    int fd;
+
+    if (!name->shm_object) {
+        return access(name->path, R_OK) == 0;
+    }
+    fd = shm_open(name->path,
+                  O_RDONLY | (SA_SHM_OPEN_NONBLOCK ? O_NONBLOCK : 0), 0);
+    if (fd < 0) {
+        return 0;
+    }
+    close(fd);
+    return 1;
+}
+
 int
 sa_open_segment(sa_probe *p, PyObject *nameobj, const sa_name *name,
                 sa_purpose purpose)
@@ -43,8 +81,10 @@ sa_open_segment(sa_probe *p, PyObject *nameobj, const sa_name *name,
     /* Except to delete: there the link itself would be removed, not the
      * array, so delete never follows one. */
     int nofollow = sa_name_nofollow(name) || purpose == SA_TO_DELETE;
-    int err =
-        sa_probe_py(p, AT_FDCWD, name->path, purpose == SA_TO_WRITE, nofollow);
+    int err = name->shm_object
+                  ? probe_shm_py(p, name->path, purpose == SA_TO_WRITE)
+                  : sa_probe_py(p, AT_FDCWD, name->path,
+                                purpose == SA_TO_WRITE, nofollow);
 
     if (err == ELOOP && purpose == SA_TO_DELETE) {
         /* Not a failed call: a link is not an array. */
@@ -52,8 +92,7 @@ sa_open_segment(sa_probe *p, PyObject *nameobj, const sa_name *name,
                      "%R is a symbolic link, not an array; not deleted",
                      nameobj);
     }
-    else if (err == EACCES && purpose == SA_TO_WRITE &&
-             access(name->path, R_OK) == 0) {
+    else if (err == EACCES && purpose == SA_TO_WRITE && readable(name)) {
         sa_raise_errno_msg(EACCES, nameobj,
                            "Permission denied: readable but not writable "
                            "for you; attach(name, ro=True) maps it "
@@ -94,6 +133,13 @@ sa_segment_layout(sa_state *st, sa_probe *p, PyObject *name, sa_layout *out)
     }
     if (p->kind == SA_SEG_OTHER) {
         invalid(name, "no .npy header");
+        return -1;
+    }
+    if (p->kind == SA_SEG_INCOMPLETE) {
+        /* Not there yet, as far as attach is concerned (a creator that
+         * died before publishing leaves it so: delete removes it). */
+        sa_raise_errno_msg(ENOENT, name,
+                           "No such array yet: it is still being created");
         return -1;
     }
     if (p->kind == SA_SEG_DAMAGED) {

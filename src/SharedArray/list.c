@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,83 +124,170 @@ typedef struct {
     PyObject *key;    /* bytes of name */
     PyObject *memo;   /* borrowed from the last call's dict, or NULL */
     const char *snap; /* the memo's seen_file */
-    int hit;          /* the memo still holds */
-    int err;          /* when probed: sa_probe_open's result */
-    sa_probe *slot;   /* where to probe it */
-    sa_probe *probe;  /* slot, while it is open */
+    /* Set by the thread that probes it, before done: */
+    int hit;         /* the memo still holds */
+    int err;         /* when probed: sa_probe_open's result */
+    sa_probe *probe; /* its slot, while that holds the probe */
+    atomic_int done; /* probed: the fields above may be read */
 } item;
 
-typedef struct {
-    item *items;
-    size_t first, count, step;
-    int dirfd;
-    uid_t euid;
-} batch;
+/*
+ * Files probed ahead of the entry being built, at most: item i probes into
+ * slot i % SA_LIST_AHEAD, free again once entry i - SA_LIST_AHEAD is built.
+ * Bounds the descriptors open and keeps the slots in the cache.
+ */
+#define SA_LIST_AHEAD 64
 
 /*
- * Without the GIL: statx for known files (a memo that still holds is a
- * hit), open and read the header of the others.  Pure C on each item's
- * own fields, so two threads can share the list.
+ * The items, probed in order by whichever thread claims each first: the
+ * main thread, which builds the entries in order and probes when the next
+ * one is not ready, and a helper thread that only probes.
+ */
+typedef struct {
+    item *items;
+    size_t n;
+    sa_probe *slots;     /* SA_LIST_AHEAD of them */
+    atomic_size_t next;  /* the first item no thread has claimed */
+    atomic_size_t built; /* entries the main thread is done with */
+    atomic_int waiting;  /* the helper sleeps until built reaches wake */
+    atomic_size_t wake;
+    atomic_int stop; /* list() failed: the helper probes no more */
+    pthread_mutex_t lock;
+    pthread_cond_t moved;
+    int dirfd;
+    uid_t euid;
+} work;
+
+/*
+ * Whether an opened .npy file's descriptor is still needed once probed:
+ * only when sa_segment_layout will look for a 3.x trailer, that is when
+ * the data size the header gives does not account for the file.  For a
+ * plain descr the size is known here already (layout refuses the file if
+ * NumPy's itemsize differs); anything else keeps its descriptor.
+ */
+static int
+needs_fd(const sa_probe *p)
+{
+    const sa_header *h = &p->hdr;
+    sa_simple_descr sd;
+    uint64_t nbytes, size = (uint64_t)p->st.st_size;
+
+    if (!p->regular || p->kind != SA_SEG_NPY) {
+        return 0;
+    }
+    if (h->body == NULL ||
+        sa_descr_parse_simple(h->body, h->body_len, &sd) != 0 ||
+        sa_header_nbytes(h->dims, h->ndim, sd.itemsize, (uint64_t)NPY_MAX_INTP,
+                         &nbytes) != 0) {
+        return 1;
+    }
+    return size != h->data_offset + nbytes &&
+           size != h->data_offset + nbytes + 1;
+}
+
+/*
+ * Without the GIL: statx for a known file (a memo that still holds is a
+ * hit), else open it and read its header; the descriptor is closed at
+ * once unless the entry will need it.  Pure C on the item's own fields.
  */
 static void
-probe_batch(batch *b)
+probe_item(work *w, size_t i)
 {
+    item *it = &w->items[i];
+    sa_probe *slot = &w->slots[i % SA_LIST_AHEAD];
     struct stat sb;
     sa_ident id;
     seen_file now;
+
+    if (it->memo != NULL &&
+        sa_statat(w->dirfd, it->name, AT_SYMLINK_NOFOLLOW, &sb, &id) == 0) {
+        seen_of(&now, &sb, &id, w->euid);
+        if (memcmp(it->snap, &now, sizeof(now)) == 0) {
+            it->hit = 1;
+            goto done;
+        }
+    }
+    it->err = sa_probe_open(slot, w->dirfd, it->name, 0, 1);
+    if (it->err == 0) {
+        if (!needs_fd(slot)) {
+            close(slot->fd);
+            slot->fd = -1;
+        }
+        it->probe = slot;
+    }
+done:
+    atomic_store_explicit(&it->done, 1, memory_order_release);
+}
+
+/* The helper: claims and probes items until none are left. */
+static void *
+probe_thread(void *arg)
+{
+    work *w = (work *)arg;
     size_t i;
 
-    for (i = b->first; i < b->count; i += b->step) {
-        item *it = &b->items[i];
-
-        if (it->memo != NULL &&
-            sa_statat(b->dirfd, it->name, AT_SYMLINK_NOFOLLOW, &sb, &id) ==
-                0) {
-            seen_of(&now, &sb, &id, b->euid);
-            if (memcmp(it->snap, &now, sizeof(now)) == 0) {
-                it->hit = 1;
-                continue;
-            }
+    for (;;) {
+        i = atomic_fetch_add(&w->next, 1);
+        if (i >= w->n) {
+            return NULL;
         }
-        it->err = sa_probe_open(it->slot, b->dirfd, it->name, 0, 1);
-        if (it->err == 0) {
-            it->probe = it->slot;
+        /* Its slot is free once entry i - SA_LIST_AHEAD is built; once
+         * asleep, it waits for half the slots to be free (a wakeup per
+         * entry would cost more than the entries). */
+        if (i >= atomic_load(&w->built) + SA_LIST_AHEAD) {
+            pthread_mutex_lock(&w->lock);
+            atomic_store(&w->wake, i + 1 - SA_LIST_AHEAD / 2);
+            atomic_store(&w->waiting, 1);
+            while (atomic_load(&w->built) < atomic_load(&w->wake)) {
+                pthread_cond_wait(&w->moved, &w->lock);
+            }
+            atomic_store(&w->waiting, 0);
+            pthread_mutex_unlock(&w->lock);
+        }
+        if (atomic_load(&w->stop)) {
+            /* The slot may still hold an entry never built. */
+            return NULL;
+        }
+        probe_item(w, i);
+    }
+}
+
+/*
+ * The main thread, without the GIL, until item i is probed: claims and
+ * probes items itself (within the slots free), or waits for the helper
+ * to finish the one it has.
+ */
+static void
+await_item(work *w, size_t i)
+{
+    size_t j;
+
+    while (!atomic_load_explicit(&w->items[i].done, memory_order_acquire)) {
+        j = atomic_load(&w->next);
+        if (j < w->n && j < i + SA_LIST_AHEAD &&
+            atomic_compare_exchange_weak(&w->next, &j, j + 1)) {
+            probe_item(w, j);
+        }
+        else if (j >= w->n || j >= i + SA_LIST_AHEAD) {
+            sched_yield(); /* the helper has item i: a moment */
         }
     }
 }
 
-static void *
-probe_thread(void *arg)
+/* Entry i is built and its slot free: tells a helper that waits for it. */
+static void
+mark_built(work *w, size_t i)
 {
-    probe_batch((batch *)arg);
-    return NULL;
+    atomic_store(&w->built, i + 1);
+    if (atomic_load(&w->waiting) && i + 1 >= atomic_load(&w->wake)) {
+        pthread_mutex_lock(&w->lock);
+        pthread_cond_signal(&w->moved);
+        pthread_mutex_unlock(&w->lock);
+    }
 }
 
 /* Below this many files a second thread costs more than it saves. */
 #define SA_LIST_THREADED_MIN 256
-
-/* Probes every item, on two threads when there are many. */
-static void
-probe_all(item *items, size_t n, int dirfd, uid_t euid)
-{
-    batch even = {items, 0, n, 1, dirfd, euid}, odd;
-    pthread_t helper;
-    int threaded = 0;
-
-    if (n >= SA_LIST_THREADED_MIN) {
-        even.step = 2;
-        odd = even;
-        odd.first = 1;
-        threaded = pthread_create(&helper, NULL, probe_thread, &odd) == 0;
-        if (!threaded) {
-            even.step = 1;
-        }
-    }
-    probe_batch(&even);
-    if (threaded) {
-        pthread_join(helper, NULL);
-    }
-}
 
 /* Reads the directory into items: names, keys and last call's memos. */
 static int
@@ -274,8 +363,35 @@ free_items(item *items, size_t n)
     free(items);
 }
 
-/* Files probed at a time: bounds the descriptors open and the memory. */
-#define SA_LIST_CHUNK 512
+/*
+ * The entry for item i, probed: a new reference, Py_None to skip it, NULL
+ * on error.
+ */
+static PyObject *
+entry_of_item(sa_state *st, work *w, size_t i, PyObject *seen)
+{
+    item *it = &w->items[i];
+    PyObject *entry;
+
+    if (it->hit) {
+        /* Known from the last call, and unchanged. */
+        if (PyDict_SetItem(seen, it->key, it->memo) < 0) {
+            return NULL;
+        }
+        entry = PyTuple_GET_ITEM(it->memo, 0);
+        Py_INCREF(entry);
+        return entry;
+    }
+    if (it->err == EINTR) {
+        return list_one(st, w->dirfd, it->name, it->key, seen, w->euid);
+    }
+    if (it->err != 0) {
+        Py_RETURN_NONE; /* vanished, or not ours to read */
+    }
+    entry = entry_of_probe(st, it->name, it->key, seen, w->euid, it->probe);
+    it->probe = NULL; /* closed */
+    return entry;
+}
 
 PyObject *
 sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
@@ -284,15 +400,16 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     sa_state *st = sa_get_state(module);
     PyObject *result = NULL, *seen = NULL, *before, *entry;
     DIR *dir = NULL;
-    item *items = NULL;
-    sa_probe *pool = NULL;
-    size_t n = 0, i;
-    uid_t euid = geteuid();
-    int gc_was_on = 0;
+    work w;
+    pthread_t helper;
+    int threaded = 0, sync_made = 0, gc_was_on = 0;
+    size_t i;
 
     if (sa_parse_args("list", args, nargs, kwnames, NULL, 0, 0, NULL) < 0) {
         return NULL;
     }
+    memset(&w, 0, sizeof(w));
+    w.euid = geteuid();
     /* Our own reference: another thread's list() may replace it while we
      * probe without the GIL, and the memos we hold must stay alive. */
     before = st->list_seen;
@@ -311,47 +428,36 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         PyErr_SetFromErrnoWithFilename(PyExc_OSError, SA_SHM_DIR);
         goto error;
     }
-    if (read_dir(dir, before, &items, &n) < 0) {
+    w.dirfd = dirfd(dir);
+    if (read_dir(dir, before, &w.items, &w.n) < 0) {
         goto error;
     }
-    pool = malloc(SA_LIST_CHUNK * sizeof(*pool));
-    if (pool == NULL) {
+    w.slots = malloc(SA_LIST_AHEAD * sizeof(*w.slots));
+    if (w.slots == NULL) {
         PyErr_NoMemory();
         goto error;
     }
-    for (i = 0; i < n; i++) {
-        item *it = &items[i];
-
-        if (i % SA_LIST_CHUNK == 0) {
-            size_t m = n - i < SA_LIST_CHUNK ? n - i : SA_LIST_CHUNK, j;
-
-            for (j = 0; j < m; j++) {
-                items[i + j].slot = &pool[j];
-            }
+    if (w.n >= SA_LIST_THREADED_MIN) {
+        if (pthread_mutex_init(&w.lock, NULL) != 0) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        if (pthread_cond_init(&w.moved, NULL) != 0) {
+            pthread_mutex_destroy(&w.lock);
+            PyErr_NoMemory();
+            goto error;
+        }
+        sync_made = 1;
+        threaded = pthread_create(&helper, NULL, probe_thread, &w) == 0;
+    }
+    for (i = 0; i < w.n; i++) {
+        if (!atomic_load_explicit(&w.items[i].done, memory_order_acquire)) {
             Py_BEGIN_ALLOW_THREADS
-                probe_all(items + i, m, dirfd(dir), euid);
+                await_item(&w, i);
             Py_END_ALLOW_THREADS
         }
-
-        if (it->hit) {
-            /* Known from the last call, and unchanged. */
-            if (PyDict_SetItem(seen, it->key, it->memo) < 0) {
-                goto error;
-            }
-            entry = PyTuple_GET_ITEM(it->memo, 0);
-            Py_INCREF(entry);
-        }
-        else if (it->err == EINTR) {
-            entry = list_one(st, dirfd(dir), it->name, it->key, seen, euid);
-        }
-        else if (it->err != 0) {
-            continue; /* vanished, or not ours to read */
-        }
-        else {
-            entry =
-                entry_of_probe(st, it->name, it->key, seen, euid, it->probe);
-            it->probe = NULL; /* closed */
-        }
+        entry = entry_of_item(st, &w, i, seen);
+        mark_built(&w, i);
         if (entry == NULL) {
             goto error;
         }
@@ -368,8 +474,22 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
 error:
     Py_CLEAR(result);
 done:
-    free_items(items, n);
-    free(pool);
+    if (threaded) {
+        /* No more claims, and a helper waiting for a slot goes, without
+         * probing: after an error, entries before it were never built. */
+        atomic_store(&w.stop, 1);
+        atomic_store(&w.next, w.n);
+        mark_built(&w, w.n + SA_LIST_AHEAD);
+        Py_BEGIN_ALLOW_THREADS
+            pthread_join(helper, NULL);
+        Py_END_ALLOW_THREADS
+    }
+    if (sync_made) {
+        pthread_cond_destroy(&w.moved);
+        pthread_mutex_destroy(&w.lock);
+    }
+    free_items(w.items, w.n);
+    free(w.slots);
     if (dir != NULL) {
         closedir(dir);
     }

@@ -121,11 +121,10 @@ module_exec(PyObject *m)
         return -1;
     }
     st->descr_cache = PyDict_New();
-    st->list_seen = PyDict_New();
     st->cache_strong = PyDict_New();
     st->cache_weak = PyDict_New();
-    if (st->descr_cache == NULL || st->list_seen == NULL ||
-        st->cache_strong == NULL || st->cache_weak == NULL) {
+    if (st->descr_cache == NULL || st->cache_strong == NULL ||
+        st->cache_weak == NULL) {
         return -1;
     }
     st->cache_max_entries = SA_CACHE_MAX_ENTRIES;
@@ -142,11 +141,15 @@ static int
 module_traverse(PyObject *m, visitproc visit, void *arg)
 {
     sa_state *st = sa_get_state(m);
+    int err;
+
     Py_VISIT(st->mapping_type);
     Py_VISIT(st->entry_type);
     Py_VISIT(st->name_type);
     Py_VISIT(st->descr_cache);
-    Py_VISIT(st->list_seen);
+    if ((err = sa_seen_traverse(st->list_seen, visit, arg)) != 0) {
+        return err;
+    }
     Py_VISIT(st->cache_strong);
     Py_VISIT(st->cache_weak);
     return 0;
@@ -160,7 +163,8 @@ module_clear(PyObject *m)
     Py_CLEAR(st->entry_type);
     Py_CLEAR(st->name_type);
     Py_CLEAR(st->descr_cache);
-    Py_CLEAR(st->list_seen);
+    sa_seen_free(st->list_seen);
+    st->list_seen = NULL;
     Py_CLEAR(st->cache_strong);
     Py_CLEAR(st->cache_weak);
     return 0;

@@ -70,32 +70,253 @@ seen_of(seen_file *f, const struct stat *st, const sa_ident *id, uid_t euid)
 }
 
 /*
+ * What list() remembers between calls, in module state: for each file it
+ * saw (in directory order), its name, its seen_file, and its entry
+ * (Py_None for a file skipped).  A hash index by name is built only when
+ * a call finds the directory's order changed.
+ */
+typedef struct {
+    char *name; /* malloc'd */
+    size_t len;
+    seen_file snap;
+    PyObject *entry;
+} seen_rec;
+
+struct sa_seen {
+    seen_rec *recs;
+    size_t n, cap;
+    size_t *index; /* rec + 1 per slot, 0 for none; mask + 1 slots */
+    size_t mask;
+    uint64_t k0, k1; /* the index's hash key */
+};
+
+void
+sa_seen_free(sa_seen *t)
+{
+    size_t i;
+
+    if (t == NULL) {
+        return;
+    }
+    for (i = 0; i < t->n; i++) {
+        free(t->recs[i].name);
+        Py_DECREF(t->recs[i].entry);
+    }
+    free(t->recs);
+    free(t->index);
+    free(t);
+}
+
+int
+sa_seen_traverse(sa_seen *t, visitproc visit, void *arg)
+{
+    size_t i;
+
+    for (i = 0; t != NULL && i < t->n; i++) {
+        Py_VISIT(t->recs[i].entry);
+    }
+    return 0;
+}
+
+/* A table for up to cap files, or NULL (no exception). */
+static sa_seen *
+seen_new(size_t cap)
+{
+    sa_seen *t = calloc(1, sizeof(*t));
+
+    if (t == NULL) {
+        return NULL;
+    }
+    t->cap = cap;
+    t->recs = cap ? malloc(cap * sizeof(*t->recs)) : NULL;
+    if (cap && t->recs == NULL) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                              \
+    do {                                                                      \
+        v0 += v1;                                                             \
+        v1 = ROTL(v1, 13);                                                    \
+        v1 ^= v0;                                                             \
+        v0 = ROTL(v0, 32);                                                    \
+        v2 += v3;                                                             \
+        v3 = ROTL(v3, 16);                                                    \
+        v3 ^= v2;                                                             \
+        v0 += v3;                                                             \
+        v3 = ROTL(v3, 21);                                                    \
+        v3 ^= v0;                                                             \
+        v2 += v1;                                                             \
+        v1 = ROTL(v1, 17);                                                    \
+        v1 ^= v2;                                                             \
+        v2 = ROTL(v2, 32);                                                    \
+    } while (0)
+
+/*
+ * SipHash-1-3 of a file name, keyed per process: names are chosen by
+ * whoever creates files in the directory, who must not be able to make
+ * the index slow.
+ */
+static uint64_t
+name_hash(const sa_seen *t, const char *s, size_t len)
+{
+    uint64_t v0 = t->k0 ^ 0x736f6d6570736575ULL;
+    uint64_t v1 = t->k1 ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = t->k0 ^ 0x6c7967656e657261ULL;
+    uint64_t v3 = t->k1 ^ 0x7465646279746573ULL;
+    uint64_t m, b = (uint64_t)len << 56;
+    size_t i, rest = len & 7;
+
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&m, s + i, 8);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    for (m = 0; rest > 0; rest--) {
+        m |= (uint64_t)(unsigned char)s[i + rest - 1] << (8 * (rest - 1));
+    }
+    b |= m;
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/*
+ * The index's key, from Python's secret hash key (so PYTHONHASHSEED
+ * decides here too): the hashes of two strings.  -1 on failure.
+ */
+static int
+hash_key(sa_seen *t)
+{
+    PyObject *a = PyBytes_FromString("SharedArray.list k0");
+    PyObject *b = PyBytes_FromString("SharedArray.list k1");
+    Py_hash_t ha = a != NULL ? PyObject_Hash(a) : -1;
+    Py_hash_t hb = b != NULL ? PyObject_Hash(b) : -1;
+
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    if (ha == -1 || hb == -1) {
+        PyErr_Clear();
+        return -1;
+    }
+    t->k0 = (uint64_t)ha;
+    t->k1 = (uint64_t)hb;
+    return 0;
+}
+
+/* Indexes t by name; -1 when out of memory (then lookups just miss). */
+static int
+seen_index(sa_seen *t)
+{
+    size_t slots = 16, i, h;
+
+    while (slots < 2 * t->n) {
+        slots *= 2;
+    }
+    t->index = calloc(slots, sizeof(*t->index));
+    if (t->index == NULL) {
+        return -1;
+    }
+    t->mask = slots - 1;
+    if (hash_key(t) < 0) {
+        free(t->index);
+        t->index = NULL;
+        return -1;
+    }
+    for (i = 0; i < t->n; i++) {
+        h = (size_t)name_hash(t, t->recs[i].name, t->recs[i].len);
+        while (t->index[h & t->mask] != 0) {
+            h++;
+        }
+        t->index[h & t->mask] = i + 1;
+    }
+    return 0;
+}
+
+static int
+rec_is(const seen_rec *r, const char *name, size_t len)
+{
+    return r->len == len && memcmp(r->name, name, len) == 0;
+}
+
+/*
+ * The record of name in t, or NULL.  *cursor is where the last one was
+ * found plus one: a directory read again usually comes in the same order,
+ * so the next record is tried first, without hashing.
+ */
+static const seen_rec *
+seen_find(sa_seen *t, const char *name, size_t len, size_t *cursor)
+{
+    size_t h, k;
+
+    if (t == NULL || t->n == 0) {
+        return NULL;
+    }
+    if (*cursor < t->n && rec_is(&t->recs[*cursor], name, len)) {
+        return &t->recs[(*cursor)++];
+    }
+    if (t->index == NULL && seen_index(t) < 0) {
+        return NULL;
+    }
+    h = (size_t)name_hash(t, name, len);
+    while ((k = t->index[h & t->mask]) != 0) {
+        if (rec_is(&t->recs[k - 1], name, len)) {
+            *cursor = k;
+            return &t->recs[k - 1];
+        }
+        h++;
+    }
+    return NULL;
+}
+
+/* Remembers what was seen of a file; name's ownership passes to t. */
+static void
+seen_add(sa_seen *t, char **name, size_t len, const seen_file *snap,
+         PyObject *entry)
+{
+    seen_rec *r;
+
+    if (t->n == t->cap) {
+        return; /* only a call's own files, which it counted */
+    }
+    r = &t->recs[t->n++];
+    r->name = *name;
+    *name = NULL;
+    r->len = len;
+    r->snap = *snap;
+    Py_INCREF(entry);
+    r->entry = entry;
+}
+
+/*
  * The entry for an opened directory entry p (closed here): a new reference
  * to an ArrayDesc, Py_None to skip the file, NULL on error.  Remembers what
- * it found in seen (key -> (entry, seen_file bytes)) when the file has a
- * birth time.
+ * it found in seen when the file has a birth time.
  */
 static PyObject *
-entry_of_probe(sa_state *st, const char *fname, PyObject *key, PyObject *seen,
+entry_of_probe(sa_state *st, char **fname, size_t len, sa_seen *seen,
                uid_t euid, sa_probe *p)
 {
-    PyObject *entry = Py_None, *memo, *snap;
+    PyObject *entry = Py_None;
     seen_file now;
 
     Py_INCREF(entry);
     if (p->regular && (p->kind == SA_SEG_NPY || p->kind == SA_SEG_LEGACY)) {
         Py_DECREF(entry);
-        entry = make_entry(st, fname, p);
+        entry = make_entry(st, *fname, p);
     }
     if (entry != NULL && p->regular && p->id.has_btime) {
         seen_of(&now, &p->st, &p->id, euid);
-        snap = PyBytes_FromStringAndSize((const char *)&now, sizeof(now));
-        memo = snap != NULL ? PyTuple_Pack(2, entry, snap) : NULL;
-        if (memo == NULL || PyDict_SetItem(seen, key, memo) < 0) {
-            Py_CLEAR(entry);
-        }
-        Py_XDECREF(memo);
-        Py_XDECREF(snap);
+        seen_add(seen, fname, len, &now, entry);
     }
     sa_probe_close(p);
     return entry;
@@ -103,11 +324,11 @@ entry_of_probe(sa_state *st, const char *fname, PyObject *key, PyObject *seen,
 
 /* The same for a file not opened yet (signal handlers run on EINTR). */
 static PyObject *
-list_one(sa_state *st, int dirfd, const char *fname, PyObject *key,
-         PyObject *seen, uid_t euid)
+list_one(sa_state *st, int dirfd, char **fname, size_t len, sa_seen *seen,
+         uid_t euid)
 {
     sa_probe p;
-    int err = sa_probe_py(&p, dirfd, fname, 0, 1);
+    int err = sa_probe_py(&p, dirfd, *fname, 0, 1);
 
     if (err < 0) {
         return NULL; /* a signal handler raised */
@@ -115,15 +336,14 @@ list_one(sa_state *st, int dirfd, const char *fname, PyObject *key,
     if (err != 0) {
         Py_RETURN_NONE; /* vanished, or not ours to read */
     }
-    return entry_of_probe(st, fname, key, seen, euid, &p);
+    return entry_of_probe(st, fname, len, seen, euid, &p);
 }
 
 /* One directory entry on its way through list(). */
 typedef struct {
-    char *name;       /* malloc'd */
-    PyObject *key;    /* bytes of name */
-    PyObject *memo;   /* borrowed from the last call's dict, or NULL */
-    const char *snap; /* the memo's seen_file */
+    char *name;           /* malloc'd, until the new table takes it */
+    size_t len;           /* of name */
+    const seen_rec *memo; /* in the last call's table, or NULL */
     /* Set by the thread that probes it, before done: */
     int hit;         /* the memo still holds */
     int err;         /* when probed: sa_probe_open's result */
@@ -202,7 +422,7 @@ probe_item(work *w, size_t i)
     if (it->memo != NULL &&
         sa_statat(w->dirfd, it->name, AT_SYMLINK_NOFOLLOW, &sb, &id) == 0) {
         seen_of(&now, &sb, &id, w->euid);
-        if (memcmp(it->snap, &now, sizeof(now)) == 0) {
+        if (memcmp(&it->memo->snap, &now, sizeof(now)) == 0) {
             it->hit = 1;
             goto done;
         }
@@ -289,14 +509,13 @@ mark_built(work *w, size_t i)
 /* Below this many files a second thread costs more than it saves. */
 #define SA_LIST_THREADED_MIN 256
 
-/* Reads the directory into items: names, keys and last call's memos. */
+/* Reads the directory into items: names and last call's records. */
 static int
-read_dir(DIR *dir, PyObject *before, item **out, size_t *out_n)
+read_dir(DIR *dir, sa_seen *before, item **out, size_t *out_n)
 {
     item *items = NULL, *grown;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, cursor = 0, len;
     struct dirent *de;
-    PyObject *memo;
 
     for (;;) {
         errno = 0;
@@ -320,24 +539,17 @@ read_dir(DIR *dir, PyObject *before, item **out, size_t *out_n)
             }
             items = grown;
         }
+        len = strlen(de->d_name);
         memset(&items[n], 0, sizeof(items[n]));
-        items[n].name = strdup(de->d_name);
-        items[n].key = PyBytes_FromString(de->d_name);
+        items[n].name = malloc(len + 1);
+        if (items[n].name == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        memcpy(items[n].name, de->d_name, len + 1);
+        items[n].len = len;
+        items[n].memo = seen_find(before, de->d_name, len, &cursor);
         n++;
-        if (items[n - 1].name == NULL || items[n - 1].key == NULL) {
-            if (!PyErr_Occurred()) {
-                PyErr_NoMemory();
-            }
-            goto error;
-        }
-        memo = PyDict_GetItemWithError(before, items[n - 1].key);
-        if (memo == NULL && PyErr_Occurred()) {
-            goto error;
-        }
-        if (memo != NULL) {
-            items[n - 1].memo = memo;
-            items[n - 1].snap = PyBytes_AS_STRING(PyTuple_GET_ITEM(memo, 1));
-        }
     }
     *out = items;
     *out_n = n;
@@ -355,7 +567,6 @@ free_items(item *items, size_t n)
 
     for (i = 0; i < n; i++) {
         free(items[i].name);
-        Py_XDECREF(items[i].key);
         if (items[i].probe != NULL) {
             sa_probe_close(items[i].probe);
         }
@@ -368,27 +579,24 @@ free_items(item *items, size_t n)
  * on error.
  */
 static PyObject *
-entry_of_item(sa_state *st, work *w, size_t i, PyObject *seen)
+entry_of_item(sa_state *st, work *w, size_t i, sa_seen *seen)
 {
     item *it = &w->items[i];
     PyObject *entry;
 
     if (it->hit) {
         /* Known from the last call, and unchanged. */
-        if (PyDict_SetItem(seen, it->key, it->memo) < 0) {
-            return NULL;
-        }
-        entry = PyTuple_GET_ITEM(it->memo, 0);
-        Py_INCREF(entry);
-        return entry;
+        seen_add(seen, &it->name, it->len, &it->memo->snap, it->memo->entry);
+        Py_INCREF(it->memo->entry);
+        return it->memo->entry;
     }
     if (it->err == EINTR) {
-        return list_one(st, w->dirfd, it->name, it->key, seen, w->euid);
+        return list_one(st, w->dirfd, &it->name, it->len, seen, w->euid);
     }
     if (it->err != 0) {
         Py_RETURN_NONE; /* vanished, or not ours to read */
     }
-    entry = entry_of_probe(st, it->name, it->key, seen, w->euid, it->probe);
+    entry = entry_of_probe(st, &it->name, it->len, seen, w->euid, it->probe);
     it->probe = NULL; /* closed */
     return entry;
 }
@@ -398,7 +606,8 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         PyObject *kwnames)
 {
     sa_state *st = sa_get_state(module);
-    PyObject *result = NULL, *seen = NULL, *before, *entry;
+    PyObject *result = NULL, *entry;
+    sa_seen *before, *seen = NULL;
     DIR *dir = NULL;
     work w;
     pthread_t helper;
@@ -410,13 +619,12 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     }
     memset(&w, 0, sizeof(w));
     w.euid = geteuid();
-    /* Our own reference: another thread's list() may replace it while we
-     * probe without the GIL, and the memos we hold must stay alive. */
+    /* Ours alone while we use it: a list() in another thread meanwhile
+     * (the GIL is released while probing) starts from nothing. */
     before = st->list_seen;
-    Py_INCREF(before);
+    st->list_seen = NULL;
     result = PyList_New(0);
-    seen = PyDict_New();
-    if (result == NULL || seen == NULL) {
+    if (result == NULL) {
         goto error;
     }
     /* Thousands of small tuples would set off the cyclic collector again
@@ -433,7 +641,8 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         goto error;
     }
     w.slots = malloc(SA_LIST_AHEAD * sizeof(*w.slots));
-    if (w.slots == NULL) {
+    seen = seen_new(w.n);
+    if (w.slots == NULL || seen == NULL) {
         PyErr_NoMemory();
         goto error;
     }
@@ -468,11 +677,17 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         Py_DECREF(entry);
     }
     /* What is gone from the directory is forgotten. */
-    Py_SETREF(st->list_seen, seen);
+    sa_seen_free(st->list_seen);
+    st->list_seen = seen;
     seen = NULL;
     goto done;
 error:
     Py_CLEAR(result);
+    if (st->list_seen == NULL) {
+        /* What the next call can still use. */
+        st->list_seen = before;
+        before = NULL;
+    }
 done:
     if (threaded) {
         /* No more claims, and a helper waiting for a slot goes, without
@@ -496,7 +711,7 @@ done:
     if (gc_was_on) {
         PyGC_Enable();
     }
-    Py_DECREF(before);
-    Py_XDECREF(seen);
+    sa_seen_free(before);
+    sa_seen_free(seen);
     return result;
 }

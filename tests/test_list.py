@@ -217,3 +217,72 @@ def test_list_sees_every_change_to_a_known_file(shm_name):
     assert (e.dtype, e.dims) == (np.dtype("u1"), (3,))
     sa.delete(name)
     assert entry() is None
+
+
+def _legacy_bytes(arr):
+    """A SharedArray 3.x segment of arr (NumPy 2's 64 dimensions)."""
+    import struct
+
+    data = np.ascontiguousarray(arr).tobytes()
+    dims = list(arr.shape) + [0] * (64 - arr.ndim)
+    return data + struct.pack("=16sQiii64q", b"[SharedArray]", len(data),
+                              arr.dtype.num, arr.dtype.itemsize, arr.ndim,
+                              *dims)
+
+
+def test_list_of_many_files_matches_info(shm_name):
+    """Enough files for list() to probe on two threads and keep some
+    descriptors open until the entry is built (a 3.x segment whose data is
+    a .npy image, a structured dtype): every entry is what info() says,
+    on the first call, on a call that finds them unchanged, and on one
+    after files came and went (the directory's order changed)."""
+    import io
+
+    blob = io.BytesIO()
+    np.save(blob, np.arange(6, dtype="<i4"))
+    blob = np.frombuffer(blob.getvalue(), "u1")
+    names, skipped = [], []
+    for i in range(600):
+        name = shm_name()
+        kind = i % 6
+        if kind == 0:
+            write_bytes(shm_path(name), _legacy_bytes(blob))
+        elif kind == 1:
+            sa.create(name, (i % 5, 2), STRUCT_DTYPES["nested"])
+        elif kind == 2:
+            write_bytes(shm_path(name), b"not an array %d\n" % i)
+            skipped.append(name)
+        elif kind == 3:
+            sa.create(name, 100, "u1")
+            os.truncate(shm_path(name), 4096 + 10)
+            skipped.append(name)
+        else:
+            sa.create(name, (i, 1), "<f8" if kind == 4 else ">i2")
+        names.append(name)
+    wanted = {n for n in names if n not in skipped}
+
+    def check():
+        found = {n: e for n, e in entries_by_name().items() if n in names}
+        assert set(found) == wanted
+        for name, e in found.items():
+            assert tuple(e) == tuple(sa.info(name))
+            assert (e.order, e.format, e.mode, e.nbytes) == (
+                sa.info(name).order, sa.info(name).format,
+                sa.info(name).mode, sa.info(name).nbytes)
+        assert found[names[6]].format == "sharedarray3"
+        assert found[names[6]].dtype == np.uint8
+
+    check()
+    check()
+    for name in names[::7]:
+        os.unlink(shm_path(name))
+        wanted.discard(name)
+    for name in names[3::7]:
+        os.unlink(shm_path(name))
+        sa.create(name, 3, "u2")  # a new file, in a new place
+        wanted.add(name)
+    check()
+    check()
+    for name in names:
+        if os.path.lexists(shm_path(name)):
+            os.unlink(shm_path(name))

@@ -167,10 +167,14 @@ module_exec(PyObject *m)
         return -1;
     }
     st->descr_cache = PyDict_New();
-    st->list_seen = PyDict_New();
+    st->str_c = PyUnicode_InternFromString("C");
+    st->str_f = PyUnicode_InternFromString("F");
+    st->str_npy = PyUnicode_InternFromString("npy");
+    st->str_legacy = PyUnicode_InternFromString("sharedarray3");
     st->cache_strong = PyDict_New();
     st->cache_weak = PyDict_New();
-    if (st->descr_cache == NULL || st->list_seen == NULL ||
+    if (st->descr_cache == NULL || st->str_c == NULL || st->str_f == NULL ||
+        st->str_npy == NULL || st->str_legacy == NULL ||
         st->cache_strong == NULL || st->cache_weak == NULL) {
         return -1;
     }
@@ -189,11 +193,20 @@ static int
 module_traverse(PyObject *m, visitproc visit, void *arg)
 {
     sa_state *st = sa_get_state(m);
+    int err;
+
     Py_VISIT(st->mapping_type);
     Py_VISIT(st->entry_type);
     Py_VISIT(st->name_type);
     Py_VISIT(st->descr_cache);
-    Py_VISIT(st->list_seen);
+    Py_VISIT(st->descr_last);
+    Py_VISIT(st->str_c);
+    Py_VISIT(st->str_f);
+    Py_VISIT(st->str_npy);
+    Py_VISIT(st->str_legacy);
+    if ((err = sa_seen_traverse(st->list_seen, visit, arg)) != 0) {
+        return err;
+    }
     Py_VISIT(st->cache_strong);
     Py_VISIT(st->cache_weak);
     return 0;
@@ -207,7 +220,13 @@ module_clear(PyObject *m)
     Py_CLEAR(st->entry_type);
     Py_CLEAR(st->name_type);
     Py_CLEAR(st->descr_cache);
-    Py_CLEAR(st->list_seen);
+    Py_CLEAR(st->descr_last);
+    Py_CLEAR(st->str_c);
+    Py_CLEAR(st->str_f);
+    Py_CLEAR(st->str_npy);
+    Py_CLEAR(st->str_legacy);
+    sa_seen_free(st->list_seen);
+    st->list_seen = NULL;
     Py_CLEAR(st->cache_strong);
     Py_CLEAR(st->cache_weak);
     return 0;

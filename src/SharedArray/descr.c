@@ -148,6 +148,27 @@ invalid(PyObject *name, const char *what)
     return NULL;
 }
 
+/* Whether body is the text of the plain descr resolved last. */
+static int
+is_last(const sa_state *st, const char *body, size_t len)
+{
+    return st->descr_last != NULL && st->descr_last_len == len &&
+           memcmp(st->descr_last_text, body, len) == 0;
+}
+
+/* Remembers d as the plain descr resolved last, if its text is short. */
+static void
+set_last(sa_state *st, const char *body, size_t len, PyArray_Descr *d)
+{
+    if (len > sizeof(st->descr_last_text)) {
+        return;
+    }
+    memcpy(st->descr_last_text, body, len);
+    st->descr_last_len = len;
+    Py_INCREF(d);
+    Py_XSETREF(st->descr_last, d);
+}
+
 /* A plain descr: cached, else NumPy's converter, checked against the C parse. */
 static PyArray_Descr *
 descr_plain(sa_state *st, const sa_header *h, const sa_simple_descr *sd,
@@ -156,12 +177,16 @@ descr_plain(sa_state *st, const sa_header *h, const sa_simple_descr *sd,
     PyObject *key = NULL;
     PyArray_Descr *d = NULL;
 
+    if (is_last(st, h->body, h->body_len)) {
+        Py_INCREF(st->descr_last);
+        return st->descr_last;
+    }
     key = PyUnicode_FromStringAndSize(h->body, (Py_ssize_t)h->body_len);
     if (key == NULL) {
         goto done;
     }
     if ((d = cached(st, key)) != NULL || PyErr_Occurred()) {
-        goto done;
+        goto found;
     }
     if (!PyArray_DescrConverter(key, &d)) {
         PyErr_Clear();
@@ -180,6 +205,10 @@ descr_plain(sa_state *st, const sa_header *h, const sa_simple_descr *sd,
     }
     if (remember(st, key, d) < 0) {
         Py_CLEAR(d);
+    }
+found:
+    if (d != NULL) {
+        set_last(st, h->body, h->body_len, d);
     }
 done:
     Py_XDECREF(key);

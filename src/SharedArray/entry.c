@@ -89,6 +89,23 @@ PyType_Spec sa_name_spec = {
     .slots = name_slots,
 };
 
+/*
+ * An ArrayName of the str name: str's own constructor called directly,
+ * without the type call around it (list() makes thousands).
+ */
+static PyObject *
+name_new(sa_state *st, PyObject *name)
+{
+    PyObject *args = PyTuple_Pack(1, name), *res;
+
+    if (args == NULL) {
+        return NULL;
+    }
+    res = st->name_type->tp_new(st->name_type, args, NULL);
+    Py_DECREF(args);
+    return res;
+}
+
 PyObject *
 sa_entry_new(sa_state *st, PyObject *name, sa_probe *p)
 {
@@ -105,8 +122,7 @@ sa_entry_new(sa_state *st, PyObject *name, sa_probe *p)
         return NULL;
     }
     /* A failed item leaves NULL in place, which the entry's dealloc skips. */
-    PyStructSequence_SET_ITEM(
-        entry, 0, PyObject_CallOneArg((PyObject *)st->name_type, name));
+    PyStructSequence_SET_ITEM(entry, 0, name_new(st, name));
     PyStructSequence_SET_ITEM(entry, 1, (PyObject *)lay.descr);
     v = PyTuple_New(lay.ndim);
     for (i = 0; v != NULL && i < lay.ndim; i++) {
@@ -120,8 +136,9 @@ sa_entry_new(sa_state *st, PyObject *name, sa_probe *p)
     PyStructSequence_SET_ITEM(entry, 2, v);
     PyStructSequence_SET_ITEM(entry, 3,
                               PyLong_FromUnsignedLongLong(lay.nbytes));
-    PyStructSequence_SET_ITEM(entry, 4,
-                              PyUnicode_FromString(lay.fortran ? "F" : "C"));
+    v = lay.fortran ? st->str_f : st->str_c;
+    Py_INCREF(v);
+    PyStructSequence_SET_ITEM(entry, 4, v);
     PyStructSequence_SET_ITEM(entry, 5,
                               PyLong_FromLong((long)(p->st.st_mode & 07777)));
     PyStructSequence_SET_ITEM(
@@ -130,10 +147,9 @@ sa_entry_new(sa_state *st, PyObject *name, sa_probe *p)
         entry, 7,
         PyFloat_FromDouble((double)p->st.st_mtim.tv_sec +
                            (double)p->st.st_mtim.tv_nsec * 1e-9));
-    PyStructSequence_SET_ITEM(entry, 8,
-                              PyUnicode_FromString(p->kind == SA_SEG_LEGACY
-                                                       ? "sharedarray3"
-                                                       : "npy"));
+    v = p->kind == SA_SEG_LEGACY ? st->str_legacy : st->str_npy;
+    Py_INCREF(v);
+    PyStructSequence_SET_ITEM(entry, 8, v);
     for (i = 0; i < 9; i++) {
         if (PyStructSequence_GET_ITEM(entry, i) == NULL) {
             Py_DECREF(entry);

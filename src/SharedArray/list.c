@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,32 +70,253 @@ seen_of(seen_file *f, const struct stat *st, const sa_ident *id, uid_t euid)
 }
 
 /*
+ * What list() remembers between calls, in module state: for each file it
+ * saw (in directory order), its name, its seen_file, and its entry
+ * (Py_None for a file skipped).  A hash index by name is built only when
+ * a call finds the directory's order changed.
+ */
+typedef struct {
+    char *name; /* malloc'd */
+    size_t len;
+    seen_file snap;
+    PyObject *entry;
+} seen_rec;
+
+struct sa_seen {
+    seen_rec *recs;
+    size_t n, cap;
+    size_t *index; /* rec + 1 per slot, 0 for none; mask + 1 slots */
+    size_t mask;
+    uint64_t k0, k1; /* the index's hash key */
+};
+
+void
+sa_seen_free(sa_seen *t)
+{
+    size_t i;
+
+    if (t == NULL) {
+        return;
+    }
+    for (i = 0; i < t->n; i++) {
+        free(t->recs[i].name);
+        Py_DECREF(t->recs[i].entry);
+    }
+    free(t->recs);
+    free(t->index);
+    free(t);
+}
+
+int
+sa_seen_traverse(sa_seen *t, visitproc visit, void *arg)
+{
+    size_t i;
+
+    for (i = 0; t != NULL && i < t->n; i++) {
+        Py_VISIT(t->recs[i].entry);
+    }
+    return 0;
+}
+
+/* A table for up to cap files, or NULL (no exception). */
+static sa_seen *
+seen_new(size_t cap)
+{
+    sa_seen *t = calloc(1, sizeof(*t));
+
+    if (t == NULL) {
+        return NULL;
+    }
+    t->cap = cap;
+    t->recs = cap ? malloc(cap * sizeof(*t->recs)) : NULL;
+    if (cap && t->recs == NULL) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                              \
+    do {                                                                      \
+        v0 += v1;                                                             \
+        v1 = ROTL(v1, 13);                                                    \
+        v1 ^= v0;                                                             \
+        v0 = ROTL(v0, 32);                                                    \
+        v2 += v3;                                                             \
+        v3 = ROTL(v3, 16);                                                    \
+        v3 ^= v2;                                                             \
+        v0 += v3;                                                             \
+        v3 = ROTL(v3, 21);                                                    \
+        v3 ^= v0;                                                             \
+        v2 += v1;                                                             \
+        v1 = ROTL(v1, 17);                                                    \
+        v1 ^= v2;                                                             \
+        v2 = ROTL(v2, 32);                                                    \
+    } while (0)
+
+/*
+ * SipHash-1-3 of a file name, keyed per process: names are chosen by
+ * whoever creates files in the directory, who must not be able to make
+ * the index slow.
+ */
+static uint64_t
+name_hash(const sa_seen *t, const char *s, size_t len)
+{
+    uint64_t v0 = t->k0 ^ 0x736f6d6570736575ULL;
+    uint64_t v1 = t->k1 ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = t->k0 ^ 0x6c7967656e657261ULL;
+    uint64_t v3 = t->k1 ^ 0x7465646279746573ULL;
+    uint64_t m, b = (uint64_t)len << 56;
+    size_t i, rest = len & 7;
+
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&m, s + i, 8);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    for (m = 0; rest > 0; rest--) {
+        m |= (uint64_t)(unsigned char)s[i + rest - 1] << (8 * (rest - 1));
+    }
+    b |= m;
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/*
+ * The index's key, from Python's secret hash key (so PYTHONHASHSEED
+ * decides here too): the hashes of two strings.  -1 on failure.
+ */
+static int
+hash_key(sa_seen *t)
+{
+    PyObject *a = PyBytes_FromString("SharedArray.list k0");
+    PyObject *b = PyBytes_FromString("SharedArray.list k1");
+    Py_hash_t ha = a != NULL ? PyObject_Hash(a) : -1;
+    Py_hash_t hb = b != NULL ? PyObject_Hash(b) : -1;
+
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    if (ha == -1 || hb == -1) {
+        PyErr_Clear();
+        return -1;
+    }
+    t->k0 = (uint64_t)ha;
+    t->k1 = (uint64_t)hb;
+    return 0;
+}
+
+/* Indexes t by name; -1 when out of memory (then lookups just miss). */
+static int
+seen_index(sa_seen *t)
+{
+    size_t slots = 16, i, h;
+
+    while (slots < 2 * t->n) {
+        slots *= 2;
+    }
+    t->index = calloc(slots, sizeof(*t->index));
+    if (t->index == NULL) {
+        return -1;
+    }
+    t->mask = slots - 1;
+    if (hash_key(t) < 0) {
+        free(t->index);
+        t->index = NULL;
+        return -1;
+    }
+    for (i = 0; i < t->n; i++) {
+        h = (size_t)name_hash(t, t->recs[i].name, t->recs[i].len);
+        while (t->index[h & t->mask] != 0) {
+            h++;
+        }
+        t->index[h & t->mask] = i + 1;
+    }
+    return 0;
+}
+
+static int
+rec_is(const seen_rec *r, const char *name, size_t len)
+{
+    return r->len == len && memcmp(r->name, name, len) == 0;
+}
+
+/*
+ * The record of name in t, or NULL.  *cursor is where the last one was
+ * found plus one: a directory read again usually comes in the same order,
+ * so the next record is tried first, without hashing.
+ */
+static const seen_rec *
+seen_find(sa_seen *t, const char *name, size_t len, size_t *cursor)
+{
+    size_t h, k;
+
+    if (t == NULL || t->n == 0) {
+        return NULL;
+    }
+    if (*cursor < t->n && rec_is(&t->recs[*cursor], name, len)) {
+        return &t->recs[(*cursor)++];
+    }
+    if (t->index == NULL && seen_index(t) < 0) {
+        return NULL;
+    }
+    h = (size_t)name_hash(t, name, len);
+    while ((k = t->index[h & t->mask]) != 0) {
+        if (rec_is(&t->recs[k - 1], name, len)) {
+            *cursor = k;
+            return &t->recs[k - 1];
+        }
+        h++;
+    }
+    return NULL;
+}
+
+/* Remembers what was seen of a file; name's ownership passes to t. */
+static void
+seen_add(sa_seen *t, char **name, size_t len, const seen_file *snap,
+         PyObject *entry)
+{
+    seen_rec *r;
+
+    if (t->n == t->cap) {
+        return; /* only a call's own files, which it counted */
+    }
+    r = &t->recs[t->n++];
+    r->name = *name;
+    *name = NULL;
+    r->len = len;
+    r->snap = *snap;
+    Py_INCREF(entry);
+    r->entry = entry;
+}
+
+/*
  * The entry for an opened directory entry p (closed here): a new reference
  * to an ArrayDesc, Py_None to skip the file, NULL on error.  Remembers what
- * it found in seen (key -> (entry, seen_file bytes)) when the file has a
- * birth time.
+ * it found in seen when the file has a birth time.
  */
 static PyObject *
-entry_of_probe(sa_state *st, const char *fname, PyObject *key, PyObject *seen,
+entry_of_probe(sa_state *st, char **fname, size_t len, sa_seen *seen,
                uid_t euid, sa_probe *p)
 {
-    PyObject *entry = Py_None, *memo, *snap;
+    PyObject *entry = Py_None;
     seen_file now;
 
     Py_INCREF(entry);
     if (p->regular && (p->kind == SA_SEG_NPY || p->kind == SA_SEG_LEGACY)) {
         Py_DECREF(entry);
-        entry = make_entry(st, fname, p);
+        entry = make_entry(st, *fname, p);
     }
     if (entry != NULL && p->regular && p->id.has_btime) {
         seen_of(&now, &p->st, &p->id, euid);
-        snap = PyBytes_FromStringAndSize((const char *)&now, sizeof(now));
-        memo = snap != NULL ? PyTuple_Pack(2, entry, snap) : NULL;
-        if (memo == NULL || PyDict_SetItem(seen, key, memo) < 0) {
-            Py_CLEAR(entry);
-        }
-        Py_XDECREF(memo);
-        Py_XDECREF(snap);
+        seen_add(seen, fname, len, &now, entry);
     }
     sa_probe_close(p);
     return entry;
@@ -101,11 +324,11 @@ entry_of_probe(sa_state *st, const char *fname, PyObject *key, PyObject *seen,
 
 /* The same for a file not opened yet (signal handlers run on EINTR). */
 static PyObject *
-list_one(sa_state *st, int dirfd, const char *fname, PyObject *key,
-         PyObject *seen, uid_t euid)
+list_one(sa_state *st, int dirfd, char **fname, size_t len, sa_seen *seen,
+         uid_t euid)
 {
     sa_probe p;
-    int err = sa_probe_py(&p, dirfd, fname, 0, 1);
+    int err = sa_probe_py(&p, dirfd, *fname, 0, 1);
 
     if (err < 0) {
         return NULL; /* a signal handler raised */
@@ -113,101 +336,186 @@ list_one(sa_state *st, int dirfd, const char *fname, PyObject *key,
     if (err != 0) {
         Py_RETURN_NONE; /* vanished, or not ours to read */
     }
-    return entry_of_probe(st, fname, key, seen, euid, &p);
+    return entry_of_probe(st, fname, len, seen, euid, &p);
 }
 
 /* One directory entry on its way through list(). */
 typedef struct {
-    char *name;       /* malloc'd */
-    PyObject *key;    /* bytes of name */
-    PyObject *memo;   /* borrowed from the last call's dict, or NULL */
-    const char *snap; /* the memo's seen_file */
-    int hit;          /* the memo still holds */
-    int err;          /* when probed: sa_probe_open's result */
-    sa_probe *slot;   /* where to probe it */
-    sa_probe *probe;  /* slot, while it is open */
+    char *name;           /* malloc'd, until the new table takes it */
+    size_t len;           /* of name */
+    const seen_rec *memo; /* in the last call's table, or NULL */
+    /* Set by the thread that probes it, before done: */
+    int hit;         /* the memo still holds */
+    int err;         /* when probed: sa_probe_open's result */
+    sa_probe *probe; /* its slot, while that holds the probe */
+    atomic_int done; /* probed: the fields above may be read */
 } item;
 
-typedef struct {
-    item *items;
-    size_t first, count, step;
-    int dirfd;
-    uid_t euid;
-} batch;
+/*
+ * Files probed ahead of the entry being built, at most: item i probes into
+ * slot i % SA_LIST_AHEAD, free again once entry i - SA_LIST_AHEAD is built.
+ * Bounds the descriptors open and keeps the slots in the cache.
+ */
+#define SA_LIST_AHEAD 64
 
 /*
- * Without the GIL: statx for known files (a memo that still holds is a
- * hit), open and read the header of the others.  Pure C on each item's
- * own fields, so two threads can share the list.
+ * The items, probed in order by whichever thread claims each first: the
+ * main thread, which builds the entries in order and probes when the next
+ * one is not ready, and a helper thread that only probes.
+ */
+typedef struct {
+    item *items;
+    size_t n;
+    sa_probe *slots;     /* SA_LIST_AHEAD of them */
+    atomic_size_t next;  /* the first item no thread has claimed */
+    atomic_size_t built; /* entries the main thread is done with */
+    atomic_int waiting;  /* the helper sleeps until built reaches wake */
+    atomic_size_t wake;
+    atomic_int stop; /* list() failed: the helper probes no more */
+    pthread_mutex_t lock;
+    pthread_cond_t moved;
+    int dirfd;
+    uid_t euid;
+} work;
+
+/*
+ * Whether an opened .npy file's descriptor is still needed once probed:
+ * only when sa_segment_layout will look for a 3.x trailer, that is when
+ * the data size the header gives does not account for the file.  For a
+ * plain descr the size is known here already (layout refuses the file if
+ * NumPy's itemsize differs); anything else keeps its descriptor.
+ */
+static int
+needs_fd(const sa_probe *p)
+{
+    const sa_header *h = &p->hdr;
+    sa_simple_descr sd;
+    uint64_t nbytes, size = (uint64_t)p->st.st_size;
+
+    if (!p->regular || p->kind != SA_SEG_NPY) {
+        return 0;
+    }
+    if (h->body == NULL ||
+        sa_descr_parse_simple(h->body, h->body_len, &sd) != 0 ||
+        sa_header_nbytes(h->dims, h->ndim, sd.itemsize, (uint64_t)NPY_MAX_INTP,
+                         &nbytes) != 0) {
+        return 1;
+    }
+    return size != h->data_offset + nbytes &&
+           size != h->data_offset + nbytes + 1;
+}
+
+/*
+ * Without the GIL: statx for a known file (a memo that still holds is a
+ * hit), else open it and read its header; the descriptor is closed at
+ * once unless the entry will need it.  Pure C on the item's own fields.
  */
 static void
-probe_batch(batch *b)
+probe_item(work *w, size_t i)
 {
+    item *it = &w->items[i];
+    sa_probe *slot = &w->slots[i % SA_LIST_AHEAD];
     struct stat sb;
     sa_ident id;
     seen_file now;
+
+    if (it->memo != NULL &&
+        sa_statat(w->dirfd, it->name, AT_SYMLINK_NOFOLLOW, &sb, &id) == 0) {
+        seen_of(&now, &sb, &id, w->euid);
+        if (memcmp(&it->memo->snap, &now, sizeof(now)) == 0) {
+            it->hit = 1;
+            goto done;
+        }
+    }
+    it->err = sa_probe_open(slot, w->dirfd, it->name, 0, 1);
+    if (it->err == 0) {
+        if (!needs_fd(slot)) {
+            close(slot->fd);
+            slot->fd = -1;
+        }
+        it->probe = slot;
+    }
+done:
+    atomic_store_explicit(&it->done, 1, memory_order_release);
+}
+
+/* The helper: claims and probes items until none are left. */
+static void *
+probe_thread(void *arg)
+{
+    work *w = (work *)arg;
     size_t i;
 
-    for (i = b->first; i < b->count; i += b->step) {
-        item *it = &b->items[i];
-
-        if (it->memo != NULL &&
-            sa_statat(b->dirfd, it->name, AT_SYMLINK_NOFOLLOW, &sb, &id) ==
-                0) {
-            seen_of(&now, &sb, &id, b->euid);
-            if (memcmp(it->snap, &now, sizeof(now)) == 0) {
-                it->hit = 1;
-                continue;
-            }
+    for (;;) {
+        i = atomic_fetch_add(&w->next, 1);
+        if (i >= w->n) {
+            return NULL;
         }
-        it->err = sa_probe_open(it->slot, b->dirfd, it->name, 0, 1);
-        if (it->err == 0) {
-            it->probe = it->slot;
+        /* Its slot is free once entry i - SA_LIST_AHEAD is built; once
+         * asleep, it waits for half the slots to be free (a wakeup per
+         * entry would cost more than the entries). */
+        if (i >= atomic_load(&w->built) + SA_LIST_AHEAD) {
+            pthread_mutex_lock(&w->lock);
+            atomic_store(&w->wake, i + 1 - SA_LIST_AHEAD / 2);
+            atomic_store(&w->waiting, 1);
+            while (atomic_load(&w->built) < atomic_load(&w->wake)) {
+                pthread_cond_wait(&w->moved, &w->lock);
+            }
+            atomic_store(&w->waiting, 0);
+            pthread_mutex_unlock(&w->lock);
+        }
+        if (atomic_load(&w->stop)) {
+            /* The slot may still hold an entry never built. */
+            return NULL;
+        }
+        probe_item(w, i);
+    }
+}
+
+/*
+ * The main thread, without the GIL, until item i is probed: claims and
+ * probes items itself (within the slots free), or waits for the helper
+ * to finish the one it has.
+ */
+static void
+await_item(work *w, size_t i)
+{
+    size_t j;
+
+    while (!atomic_load_explicit(&w->items[i].done, memory_order_acquire)) {
+        j = atomic_load(&w->next);
+        if (j < w->n && j < i + SA_LIST_AHEAD &&
+            atomic_compare_exchange_weak(&w->next, &j, j + 1)) {
+            probe_item(w, j);
+        }
+        else if (j >= w->n || j >= i + SA_LIST_AHEAD) {
+            sched_yield(); /* the helper has item i: a moment */
         }
     }
 }
 
-static void *
-probe_thread(void *arg)
+/* Entry i is built and its slot free: tells a helper that waits for it. */
+static void
+mark_built(work *w, size_t i)
 {
-    probe_batch((batch *)arg);
-    return NULL;
+    atomic_store(&w->built, i + 1);
+    if (atomic_load(&w->waiting) && i + 1 >= atomic_load(&w->wake)) {
+        pthread_mutex_lock(&w->lock);
+        pthread_cond_signal(&w->moved);
+        pthread_mutex_unlock(&w->lock);
+    }
 }
 
 /* Below this many files a second thread costs more than it saves. */
 #define SA_LIST_THREADED_MIN 256
 
-/* Probes every item, on two threads when there are many. */
-static void
-probe_all(item *items, size_t n, int dirfd, uid_t euid)
-{
-    batch even = {items, 0, n, 1, dirfd, euid}, odd;
-    pthread_t helper;
-    int threaded = 0;
-
-    if (n >= SA_LIST_THREADED_MIN) {
-        even.step = 2;
-        odd = even;
-        odd.first = 1;
-        threaded = pthread_create(&helper, NULL, probe_thread, &odd) == 0;
-        if (!threaded) {
-            even.step = 1;
-        }
-    }
-    probe_batch(&even);
-    if (threaded) {
-        pthread_join(helper, NULL);
-    }
-}
-
-/* Reads the directory into items: names, keys and last call's memos. */
+/* Reads the directory into items: names and last call's records. */
 static int
-read_dir(DIR *dir, PyObject *before, item **out, size_t *out_n)
+read_dir(DIR *dir, sa_seen *before, item **out, size_t *out_n)
 {
     item *items = NULL, *grown;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, cursor = 0, len;
     struct dirent *de;
-    PyObject *memo;
 
     for (;;) {
         errno = 0;
@@ -231,24 +539,17 @@ read_dir(DIR *dir, PyObject *before, item **out, size_t *out_n)
             }
             items = grown;
         }
+        len = strlen(de->d_name);
         memset(&items[n], 0, sizeof(items[n]));
-        items[n].name = strdup(de->d_name);
-        items[n].key = PyBytes_FromString(de->d_name);
+        items[n].name = malloc(len + 1);
+        if (items[n].name == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        memcpy(items[n].name, de->d_name, len + 1);
+        items[n].len = len;
+        items[n].memo = seen_find(before, de->d_name, len, &cursor);
         n++;
-        if (items[n - 1].name == NULL || items[n - 1].key == NULL) {
-            if (!PyErr_Occurred()) {
-                PyErr_NoMemory();
-            }
-            goto error;
-        }
-        memo = PyDict_GetItemWithError(before, items[n - 1].key);
-        if (memo == NULL && PyErr_Occurred()) {
-            goto error;
-        }
-        if (memo != NULL) {
-            items[n - 1].memo = memo;
-            items[n - 1].snap = PyBytes_AS_STRING(PyTuple_GET_ITEM(memo, 1));
-        }
     }
     *out = items;
     *out_n = n;
@@ -266,7 +567,6 @@ free_items(item *items, size_t n)
 
     for (i = 0; i < n; i++) {
         free(items[i].name);
-        Py_XDECREF(items[i].key);
         if (items[i].probe != NULL) {
             sa_probe_close(items[i].probe);
         }
@@ -274,32 +574,57 @@ free_items(item *items, size_t n)
     free(items);
 }
 
-/* Files probed at a time: bounds the descriptors open and the memory. */
-#define SA_LIST_CHUNK 512
+/*
+ * The entry for item i, probed: a new reference, Py_None to skip it, NULL
+ * on error.
+ */
+static PyObject *
+entry_of_item(sa_state *st, work *w, size_t i, sa_seen *seen)
+{
+    item *it = &w->items[i];
+    PyObject *entry;
+
+    if (it->hit) {
+        /* Known from the last call, and unchanged. */
+        seen_add(seen, &it->name, it->len, &it->memo->snap, it->memo->entry);
+        Py_INCREF(it->memo->entry);
+        return it->memo->entry;
+    }
+    if (it->err == EINTR) {
+        return list_one(st, w->dirfd, &it->name, it->len, seen, w->euid);
+    }
+    if (it->err != 0) {
+        Py_RETURN_NONE; /* vanished, or not ours to read */
+    }
+    entry = entry_of_probe(st, &it->name, it->len, seen, w->euid, it->probe);
+    it->probe = NULL; /* closed */
+    return entry;
+}
 
 PyObject *
 sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         PyObject *kwnames)
 {
     sa_state *st = sa_get_state(module);
-    PyObject *result = NULL, *seen = NULL, *before, *entry;
+    PyObject *result = NULL, *entry;
+    sa_seen *before, *seen = NULL;
     DIR *dir = NULL;
-    item *items = NULL;
-    sa_probe *pool = NULL;
-    size_t n = 0, i;
-    uid_t euid = geteuid();
-    int gc_was_on = 0;
+    work w;
+    pthread_t helper;
+    int threaded = 0, sync_made = 0, gc_was_on = 0;
+    size_t i;
 
     if (sa_parse_args("list", args, nargs, kwnames, NULL, 0, 0, NULL) < 0) {
         return NULL;
     }
-    /* Our own reference: another thread's list() may replace it while we
-     * probe without the GIL, and the memos we hold must stay alive. */
+    memset(&w, 0, sizeof(w));
+    w.euid = geteuid();
+    /* Ours alone while we use it: a list() in another thread meanwhile
+     * (the GIL is released while probing) starts from nothing. */
     before = st->list_seen;
-    Py_INCREF(before);
+    st->list_seen = NULL;
     result = PyList_New(0);
-    seen = PyDict_New();
-    if (result == NULL || seen == NULL) {
+    if (result == NULL) {
         goto error;
     }
     /* Thousands of small tuples would set off the cyclic collector again
@@ -311,47 +636,37 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         PyErr_SetFromErrnoWithFilename(PyExc_OSError, SA_SHM_DIR);
         goto error;
     }
-    if (read_dir(dir, before, &items, &n) < 0) {
+    w.dirfd = dirfd(dir);
+    if (read_dir(dir, before, &w.items, &w.n) < 0) {
         goto error;
     }
-    pool = malloc(SA_LIST_CHUNK * sizeof(*pool));
-    if (pool == NULL) {
+    w.slots = malloc(SA_LIST_AHEAD * sizeof(*w.slots));
+    seen = seen_new(w.n);
+    if (w.slots == NULL || seen == NULL) {
         PyErr_NoMemory();
         goto error;
     }
-    for (i = 0; i < n; i++) {
-        item *it = &items[i];
-
-        if (i % SA_LIST_CHUNK == 0) {
-            size_t m = n - i < SA_LIST_CHUNK ? n - i : SA_LIST_CHUNK, j;
-
-            for (j = 0; j < m; j++) {
-                items[i + j].slot = &pool[j];
-            }
+    if (w.n >= SA_LIST_THREADED_MIN) {
+        if (pthread_mutex_init(&w.lock, NULL) != 0) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        if (pthread_cond_init(&w.moved, NULL) != 0) {
+            pthread_mutex_destroy(&w.lock);
+            PyErr_NoMemory();
+            goto error;
+        }
+        sync_made = 1;
+        threaded = pthread_create(&helper, NULL, probe_thread, &w) == 0;
+    }
+    for (i = 0; i < w.n; i++) {
+        if (!atomic_load_explicit(&w.items[i].done, memory_order_acquire)) {
             Py_BEGIN_ALLOW_THREADS
-                probe_all(items + i, m, dirfd(dir), euid);
+                await_item(&w, i);
             Py_END_ALLOW_THREADS
         }
-
-        if (it->hit) {
-            /* Known from the last call, and unchanged. */
-            if (PyDict_SetItem(seen, it->key, it->memo) < 0) {
-                goto error;
-            }
-            entry = PyTuple_GET_ITEM(it->memo, 0);
-            Py_INCREF(entry);
-        }
-        else if (it->err == EINTR) {
-            entry = list_one(st, dirfd(dir), it->name, it->key, seen, euid);
-        }
-        else if (it->err != 0) {
-            continue; /* vanished, or not ours to read */
-        }
-        else {
-            entry =
-                entry_of_probe(st, it->name, it->key, seen, euid, it->probe);
-            it->probe = NULL; /* closed */
-        }
+        entry = entry_of_item(st, &w, i, seen);
+        mark_built(&w, i);
         if (entry == NULL) {
             goto error;
         }
@@ -362,21 +677,41 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
         Py_DECREF(entry);
     }
     /* What is gone from the directory is forgotten. */
-    Py_SETREF(st->list_seen, seen);
+    sa_seen_free(st->list_seen);
+    st->list_seen = seen;
     seen = NULL;
     goto done;
 error:
     Py_CLEAR(result);
+    if (st->list_seen == NULL) {
+        /* What the next call can still use. */
+        st->list_seen = before;
+        before = NULL;
+    }
 done:
-    free_items(items, n);
-    free(pool);
+    if (threaded) {
+        /* No more claims, and a helper waiting for a slot goes, without
+         * probing: after an error, entries before it were never built. */
+        atomic_store(&w.stop, 1);
+        atomic_store(&w.next, w.n);
+        mark_built(&w, w.n + SA_LIST_AHEAD);
+        Py_BEGIN_ALLOW_THREADS
+            pthread_join(helper, NULL);
+        Py_END_ALLOW_THREADS
+    }
+    if (sync_made) {
+        pthread_cond_destroy(&w.moved);
+        pthread_mutex_destroy(&w.lock);
+    }
+    free_items(w.items, w.n);
+    free(w.slots);
     if (dir != NULL) {
         closedir(dir);
     }
     if (gc_was_on) {
         PyGC_Enable();
     }
-    Py_DECREF(before);
-    Py_XDECREF(seen);
+    sa_seen_free(before);
+    sa_seen_free(seen);
     return result;
 }

@@ -42,7 +42,14 @@ typedef struct {
     PyTypeObject *entry_type;   /* list() entries */
     PyTypeObject *name_type;    /* ArrayDesc.name: str with 3.x's decode() */
     PyObject *descr_cache;      /* dict: descr text -> dtype */
-    PyObject *list_seen;        /* dict: file name -> what list() saw */
+    /* The plain descr resolved last, which the next header most likely
+     * names too (list() reads thousands): its text and dtype. */
+    PyArray_Descr *descr_last;
+    size_t descr_last_len;
+    char descr_last_text[32];
+    /* ArrayDesc's constant strings: order and format. */
+    PyObject *str_c, *str_f, *str_npy, *str_legacy;
+    struct sa_seen *list_seen; /* what the last list() saw (list.c) */
     /* The mapping cache (cache.c): key -> Mapping, least recently used
      * first, within the budget; key -> weakref for mappings that are
      * alive only because arrays use them. */
@@ -209,6 +216,10 @@ PyObject *sa_delete(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *kwnames);
 PyObject *sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames);
+/* What list() remembers between calls: freed, visited by the module. */
+typedef struct sa_seen sa_seen;
+void sa_seen_free(sa_seen *t);
+int sa_seen_traverse(sa_seen *t, visitproc visit, void *arg);
 
 PyObject *sa_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames);

@@ -63,25 +63,6 @@ PyDoc_STRVAR(
     "array.");
 /* clang-format on */
 
-#if !SA_HAVE_SHM_DIR
-/* Systems without a directory of shm objects (macOS, the BSDs) cannot
- * enumerate them; the seed's list() was Linux-only too. */
-static PyObject *
-list_unavailable(PyObject *Py_UNUSED(module), PyObject *const *args,
-                 Py_ssize_t nargs, PyObject *kwnames)
-{
-    if (sa_parse_args("list", args, nargs, kwnames, NULL, 0, 0, NULL) < 0) {
-        return NULL;
-    }
-    PyErr_SetString(PyExc_NotImplementedError,
-                    "list() needs a directory of shared memory objects "
-                    "(Linux's /dev/shm); this build uses the portable "
-                    "POSIX backend (shm_open), which cannot enumerate them");
-    return NULL;
-}
-#define sa_list list_unavailable
-#endif
-
 /* What this build can do, decided by meson (sa_config.h): for the tests,
  * the CLI and bug reports. */
 static int

@@ -145,8 +145,8 @@ sa_entry_new(sa_state *st, PyObject *name, sa_probe *p)
         entry, 6, PyLong_FromUnsignedLong((unsigned long)p->st.st_uid));
     PyStructSequence_SET_ITEM(
         entry, 7,
-        PyFloat_FromDouble((double)p->st.st_mtim.tv_sec +
-                           (double)p->st.st_mtim.tv_nsec * 1e-9));
+        PyFloat_FromDouble((double)SA_MTIME_SEC(&p->st) +
+                           (double)SA_MTIME_NSEC(&p->st) * 1e-9));
     v = p->kind == SA_SEG_LEGACY ? st->str_legacy : st->str_npy;
     Py_INCREF(v);
     PyStructSequence_SET_ITEM(entry, 8, v);

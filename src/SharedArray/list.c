@@ -8,6 +8,8 @@
  */
 #include "sharedarray.h"
 
+#if SA_HAVE_SHM_DIR
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -60,8 +62,8 @@ seen_of(seen_file *f, const struct stat *st, const sa_ident *id, uid_t euid)
     f->size = (uint64_t)st->st_size;
     f->btime_sec = id->btime_sec;
     f->btime_nsec = id->btime_nsec;
-    f->mtime_sec = (int64_t)st->st_mtim.tv_sec;
-    f->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+    f->mtime_sec = (int64_t)SA_MTIME_SEC(st);
+    f->mtime_nsec = (uint32_t)SA_MTIME_NSEC(st);
     f->mode = st->st_mode;
     f->uid = st->st_uid;
     f->gid = st->st_gid;
@@ -715,3 +717,38 @@ done:
     sa_seen_free(seen);
     return result;
 }
+
+#else /* !SA_HAVE_SHM_DIR */
+
+/* Systems without a directory of shm objects (macOS, the BSDs) cannot
+ * enumerate them; the seed's list() was Linux-only too. */
+PyObject *
+sa_list(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
+        PyObject *kwnames)
+{
+    if (sa_parse_args("list", args, nargs, kwnames, NULL, 0, 0, NULL) < 0) {
+        return NULL;
+    }
+    PyErr_SetString(PyExc_NotImplementedError,
+                    "list() needs a directory of shared memory objects "
+                    "(Linux's /dev/shm); this build uses the portable "
+                    "POSIX backend (shm_open), which cannot enumerate them");
+    return NULL;
+}
+
+void
+sa_seen_free(sa_seen *t)
+{
+    (void)t;
+}
+
+int
+sa_seen_traverse(sa_seen *t, visitproc visit, void *arg)
+{
+    (void)t;
+    (void)visit;
+    (void)arg;
+    return 0;
+}
+
+#endif

@@ -40,6 +40,18 @@ int sa_statat(int dirfd, const char *path, int flags, struct stat *st,
 int sa_stat_path(const char *path, int shm_object, int nofollow,
                  struct stat *st, sa_ident *id);
 
+/* A struct stat's mtime, wherever this system keeps it (meson.build). */
+#if SA_HAVE_ST_MTIM
+#define SA_MTIME_SEC(st) ((st)->st_mtim.tv_sec)
+#define SA_MTIME_NSEC(st) ((st)->st_mtim.tv_nsec)
+#elif SA_HAVE_ST_MTIMESPEC
+#define SA_MTIME_SEC(st) ((st)->st_mtimespec.tv_sec)
+#define SA_MTIME_NSEC(st) ((st)->st_mtimespec.tv_nsec)
+#else
+#define SA_MTIME_SEC(st) ((st)->st_mtime)
+#define SA_MTIME_NSEC(st) 0
+#endif
+
 /* What an opened file turned out to be. */
 typedef enum {
     SA_SEG_OTHER,      /* not an array: no .npy magic, no 3.x trailer */

@@ -32,6 +32,58 @@ MAXDIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
 MAGIC = b"\x93NUMPY"
 
 
+def _features():
+    from SharedArray import _core
+
+    return dict(_core._features)
+
+
+# What this build of SharedArray can do (meson.build decides; see the
+# README's "Platforms").  The suite runs against both backends: a test of a
+# Linux-only feature says so with @needs(...) and is skipped, with that
+# reason, by the portable POSIX backend.
+FEATURES = _features()
+POSIX_BACKEND = FEATURES["backend"] == "posix"
+_NEEDS = {
+    "list": "list() needs /dev/shm as a directory (linux backend); the "
+            "portable backend raises NotImplementedError",
+    "birth_times": "the mapping cache needs birth times (statx); the "
+                   "portable backend on Linux has none, so it never caches",
+    "claims": "creators take turns through abstract-socket claims (linux "
+              "backend only)",
+    "o_tmpfile": "files are made unnamed with O_TMPFILE (linux backend "
+                 "only); elsewhere a SIGKILL can leave a hidden temporary",
+    "huge_pages": "MADV_HUGEPAGE, MADV_POPULATE_WRITE and statfs magic "
+                  "numbers (linux backend only)",
+    "fallocate": "fallocate(2) of sparse files at attach (linux backend only)",
+}
+
+
+def needs(feature):
+    """Marks a test that needs a feature of the linux backend."""
+    import pytest
+
+    return pytest.mark.skipif(not FEATURES[feature], reason=_NEEDS[feature])
+
+
+def list_entry(name):
+    """The entry sa.list() gives for name (None if it is not listed); where
+    this build cannot list, sa.info(name), which shows the same fields."""
+    import SharedArray as sa
+
+    if not FEATURES["list"]:
+        return sa.info(name)
+    return next((e for e in sa.list() if e.name == name), None)
+
+
+def list_names():
+    """The names sa.list() gives, or [] where this build cannot list (a
+    name that must not be listed then trivially is not)."""
+    import SharedArray as sa
+
+    return [e.name for e in sa.list()] if FEATURES["list"] else []
+
+
 def own_prefix():
     """Every shm name this test run makes starts with this (child processes
     are handed their names by the parent), so a run never mistakes another,

@@ -39,7 +39,7 @@ from multiprocessing.reduction import ForkingPickler
 import numpy as np
 
 import SharedArray as sa
-from _helpers import is_shared
+from _helpers import FEATURES, is_shared
 
 MAGIC = np.uint64(0x5341535452455353)  # "SASTRESS"
 SCRATCH = 16
@@ -242,7 +242,7 @@ class Worker:
                     kind = KINDS.get(d.dtype)
                     if kind is None or (kind == 4) != (len(d.dims) == 2):
                         raise Bad(f"info: {d!r}")
-                elif op == "list":
+                elif op == "list" and FEATURES["list"]:
                     for e in sa.list():
                         if e.name in self.prefixes and e.dtype not in KINDS:
                             raise Bad(f"list: {e!r}")

@@ -19,7 +19,7 @@ import pytest
 
 import SharedArray as sa
 import SharedArray.__main__ as cli_main
-from _helpers import NOBODY, in_child, own_prefix, shm_path
+from _helpers import NOBODY, in_child, needs, own_prefix, shm_path
 
 
 def cli(*args):
@@ -28,6 +28,7 @@ def cli(*args):
                           check=False)
 
 
+@needs("list")
 def test_list_table_and_json(shm_name):
     name = shm_name()
     sa.create(name, (3, 4), "<i2", mode=0o640)
@@ -119,6 +120,7 @@ def rename_to_bytes(name, bad_name):
     os.rename(os.fsencode(shm_path(name)), os.fsencode(shm_path(bad_name)))
 
 
+@needs("list")
 def test_control_characters_in_names_are_escaped(shm_name):
     name = shm_name(HOSTILE)
     base = name[: -len(HOSTILE)]
@@ -171,6 +173,7 @@ def test_control_characters_in_error_messages_are_escaped(shm_name, tmp_path):
     assert rb"\x1b[2J\x1b]0;pwned\x07" in r.stderr
 
 
+@needs("list")
 def test_extreme_mtime_does_not_hide_other_arrays(shm_name, capsys):
     normal, extreme = shm_name(), shm_name()
     sa.create(normal, 2)
@@ -209,6 +212,7 @@ def test_extreme_mtime_does_not_hide_other_arrays(shm_name, capsys):
     ({"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
       "PYTHONIOENCODING": ""}, r"-\xff\xc3\xa9"),
 ], ids=["ascii-strict", "c-locale"])
+@needs("list")
 def test_non_utf8_name_is_listed_escaped(shm_name, env, shown):
     suffix = "-\udcff\u00e9"  # the bytes b"-\xff\xc3\xa9"
     made, bad = shm_name(), shm_name(suffix)
@@ -307,6 +311,7 @@ def test_version(capsys):
     assert capsys.readouterr().out == f"sharedarray {sa.__version__}\n"
 
 
+@needs("list")
 def test_exit_codes(shm_name, capsys):
     """0 success, 1 if any operation failed, 2 usage error; in-process
     (main returns it, argparse raises SystemExit) and as a command."""
@@ -354,6 +359,7 @@ def test_exit_codes(shm_name, capsys):
     assert os.path.exists(shm_path(made))
 
 
+@needs("list")
 def test_exit_code_when_stdout_is_closed(shm_name):
     # `sharedarray list | head -0`: status 1, no traceback, no
     # "Exception ignored" (and no status 120) from the flush at exit.
@@ -421,6 +427,7 @@ def maps_of(name, *args):
     return entry["maps"]
 
 
+@needs("list")
 def test_maps_counts_processes_by_inode_not_path(shm_name):
     name = shm_name()
     sa.create(name, 10)
@@ -460,6 +467,7 @@ def test_maps_counts_processes_by_inode_not_path(shm_name):
         holder.release()
 
 
+@needs("list")
 def test_proc_is_scanned_once_per_command(shm_name, monkeypatch, capsys):
     names = [shm_name() for _ in range(3)]
     for n in names:
@@ -481,6 +489,7 @@ def test_proc_is_scanned_once_per_command(shm_name, monkeypatch, capsys):
     capsys.readouterr()
 
 
+@needs("list")
 def test_prune_keeps_what_a_process_maps(shm_name):
     # Works wherever the holder's mappings can be read: prune never deletes
     # what a process is seen to map, dry run or not.
@@ -574,6 +583,7 @@ def scenario(hold=(), held=(), released=(), watch=()):
     return out
 
 
+@needs("list")
 def test_prune_deletes_only_when_no_process_maps(shm_name):
     name = shm_name()
     sa.create(name, 1024)
@@ -601,6 +611,7 @@ def test_prune_deletes_only_when_no_process_maps(shm_name):
     assert len(lines) == 1 and lines[0].startswith(f"deleted {name} (8.0 KiB, ")
 
 
+@needs("list")
 def test_prune_patterns_and_age(shm_name):
     old, new, other = shm_name("-old-aged"), shm_name("-new-aged"), shm_name()
     for n in (old, new, other):
@@ -632,6 +643,7 @@ def test_prune_patterns_and_age(shm_name):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+@needs("list")
 def test_prune_never_touches_another_users_array(shm_name):
     mine, theirs = shm_name(), shm_name()
     sa.create(mine, 1)
@@ -670,6 +682,7 @@ def as_nobody(*args):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="setuid needs root")
+@needs("list")
 def test_unreadable_mappings_are_reported_and_block_prune(shm_name):
     # As nobody, root's processes (PID 1 at least) cannot be read: list says
     # so, and prune deletes nothing, even an array nobody owns and no
@@ -701,6 +714,7 @@ def test_unreadable_mappings_are_reported_and_block_prune(shm_name):
         assert os.path.exists(shm_path(name))
 
 
+@needs("list")
 def test_list_counts_what_is_not_an_array(shm_name):
     text, empty = shm_name(), shm_name()
     with open(shm_path(text), "w") as f:
@@ -799,6 +813,7 @@ def test_hint_file_name_given_as_shm_name(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="setuid needs root")
+@needs("list")
 def test_hint_missing_permission(shm_name, tmp_path):
     private, readable = shm_name(), shm_name()
     sa.create(private, 1)  # 0600, root's
@@ -842,6 +857,7 @@ def test_hint_missing_permission(shm_name, tmp_path):
         shutil.rmtree(shared)
 
 
+@needs("list")
 def test_wide_dtypes_are_shortened_in_the_table(shm_name):
     fields = [(f"field{i}", "<f8") for i in range(100)]
     fields[0] = ("t\u00e9" * 8, "<i2")  # escaped on an ASCII stdout

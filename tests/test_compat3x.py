@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import SharedArray as sa
-from _helpers import SHM_DIR, remove_path, shm_path
+from _helpers import SHM_DIR, needs, remove_path, shm_path
 
 
 def entry(name):
@@ -36,6 +36,7 @@ def entry(name):
 # list(): names
 
 
+@needs("list")
 def test_cleanup_loop_by_prefix_with_decode(shm_name):
     """for e in sa.list(): if e.name.decode().startswith(prefix):
     sa.delete(e.name.decode())  -- removes exactly the prefixed arrays."""
@@ -72,6 +73,7 @@ def test_cleanup_loop_by_prefix_with_decode(shm_name):
             remove_path(shm_path(name))
 
 
+@needs("list")
 def test_decoded_name_is_plain_str_equal_to_name(shm_name):
     name = shm_name()
     sa.create(name, 3, np.float64)
@@ -84,6 +86,7 @@ def test_decoded_name_is_plain_str_equal_to_name(shm_name):
     assert "shm://" + decoded == "shm://" + name
 
 
+@needs("list")
 def test_attach_and_delete_with_decoded_name(shm_name):
     name = shm_name()
     a = sa.create(name, 5, np.int64)
@@ -98,6 +101,7 @@ def test_attach_and_delete_with_decoded_name(shm_name):
     assert b[0] == 42                       # still mapped after delete
 
 
+@needs("list")
 def test_delete_with_entry_name_directly(shm_name):
     """sa.delete(e.name): in 3.x bytes were refused (TypeError); in 4 the
     name is a str and this works."""
@@ -110,6 +114,7 @@ def test_delete_with_entry_name_directly(shm_name):
     assert all(x.name != name for x in sa.list())
 
 
+@needs("list")
 def test_attach_with_entry_name_directly(shm_name):
     name = shm_name()
     sa.create(name, (2, 2), np.uint8)[:] = 9
@@ -118,6 +123,7 @@ def test_attach_with_entry_name_directly(shm_name):
     assert sa.attach("shm://" + e.name).sum() == 36
 
 
+@needs("list")
 def test_decode_encodings_and_errors_like_bytes(shm_name):
     """Any encoding/errors, positional or keyword, as bytes.decode."""
     name = shm_name()
@@ -132,6 +138,7 @@ def test_decode_encodings_and_errors_like_bytes(shm_name):
         assert type(result) is str
 
 
+@needs("list")
 def test_decode_ascii_of_non_ascii_name_raises(shm_name):
     """e.name.decode("ascii") of a non-ASCII name raises UnicodeDecodeError,
     as bytes.decode did in 3.x (3.x listed b'...\\xc3\\xa9')."""
@@ -155,6 +162,7 @@ def test_decode_ascii_of_non_ascii_name_raises(shm_name):
     assert not os.path.exists(shm_path(name))
 
 
+@needs("list")
 def test_decode_of_undecodable_file_name(shm_name):
     """A file in /dev/shm whose name is not UTF-8: list() gives the name
     with surrogate escapes (os.fsdecode); decode() raises like
@@ -176,6 +184,7 @@ def test_decode_of_undecodable_file_name(shm_name):
     assert e.name.decode("latin-1") == raw.decode("latin-1")
 
 
+@needs("list")
 def test_name_is_str_with_str_methods(shm_name):
     name = shm_name(suffix="-cam0")
     sa.create(name, 1)
@@ -219,6 +228,7 @@ def test_info_name_decode_ascii_non_ascii_raises(shm_name):
 # list(): entries
 
 
+@needs("list")
 def test_entry_unpacks_to_name_dtype_dims(shm_name):
     name = shm_name()
     sa.create(name, (3, 4), np.int16)
@@ -321,6 +331,7 @@ def test_base_addr_size_name(shm_name, spell):
 
 @pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32,
                                    np.complex128, np.bool_, float, int])
+@needs("list")
 def test_create_positional_scalar_type(shm_name, dtype):
     name = shm_name()
     a = sa.create(name, (3, 4), dtype)
@@ -334,6 +345,7 @@ def test_create_positional_scalar_type(shm_name, dtype):
     assert entry(name).dtype == dtype
 
 
+@needs("list")
 def test_create_default_dtype_and_int_shape(shm_name):
     name = shm_name()
     a = sa.create(name, 10)

@@ -23,7 +23,7 @@ from distributed import Client, LocalCluster
 
 import SharedArray as sa
 import SharedArray.dask as sad
-from _helpers import shm_path
+from _helpers import needs, shm_path
 
 
 @pytest.fixture(scope="module")
@@ -398,6 +398,7 @@ def test_all_workers_of_this_machine_share_one_domain(client):
 # ---------------------------------------------------------------- delete
 
 
+@needs("birth_times")
 def test_delete_releases_the_workers_mappings(client, shm_name):
     name = "shm://" + shm_name()
     a = sa.create(name, (256, 1024))        # 2 MiB

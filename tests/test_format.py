@@ -17,6 +17,7 @@ from _helpers import (
     assert_same_array,
     build_npy,
     fill_random,
+    list_entry,
     random_array,
     read_header,
     remove_path,
@@ -163,7 +164,7 @@ def test_headers_around_1k_and_4k(shm_name):
             assert hdr["data_offset"] % PAGE == 0
             assert_same_array(sa.attach(name), a)
             assert_same_array(np_load(shm_path(name)), a)
-            (entry,) = [e for e in sa.list() if e.name == name]
+            entry = list_entry(name)
             assert entry.dtype == dtype and entry.dims == (2,)
             del a
             sa.delete(name)

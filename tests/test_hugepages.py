@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import SharedArray as sa
-from _helpers import IS_ROOT, SHM_DIR, run_python, shm_path, smaps_of, vmas_at
+from _helpers import IS_ROOT, SHM_DIR, needs, run_python, shm_path, smaps_of, vmas_at
 
 MiB = 1 << 20
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="mounting needs root")
@@ -86,6 +86,7 @@ def test_huge_tmpfs_backs_array_with_huge_pages():
 
 @needs_root
 @pytest.mark.parametrize("huge", ["advise", "within_size", "always", "never"])
+@needs("huge_pages")
 def test_create_asks_for_huge_pages_on_tmpfs(huge):
     """huge=advise is the cautious setting an administrator picks: only
     mappings that ask get huge pages.  create asks (MADV_HUGEPAGE) before it
@@ -132,6 +133,7 @@ def test_create_on_a_full_huge_tmpfs_is_enospc(huge):
 
 @needs_root
 @pytest.mark.parametrize("n", [1, 3 * MiB, 2 * MiB - 4096, 4 * MiB])
+@needs("huge_pages")
 def test_hugetlbfs_create_attach_and_release(n):
     with reserved_hugepages(8), mount("hugetlbfs", "pagesize=2M") as d:
         name = f"file://{d}/a.npy"

@@ -36,6 +36,7 @@ from _helpers import (
     assert_same_array,
     drop_cache,
     is_shared,
+    needs,
     read_header,
     run_forked,
     run_python,
@@ -225,6 +226,7 @@ def _assert_original_or_estale(payload, want, how):
         f"original data {want[:3]}... or OSError(ESTALE)")
 
 
+@needs("birth_times")
 def test_reducer_never_hands_over_a_replaced_array_ext4(ext4_dir):
     """Contract 6 on ext4: the name is deleted and recreated, and the new
     file gets the freed inode number (ext4 reuses it at once)."""
@@ -257,6 +259,7 @@ def test_reducer_never_hands_over_a_replaced_array_ext4(ext4_dir):
 
 
 @needs_root
+@needs("birth_times")
 def test_reducer_never_hands_over_a_replaced_array_tmpfs(tmp_path):
     """Contract 6 on tmpfs: recreated under the same name on the same tmpfs
     (a new inode number), and on a fresh tmpfs mounted where the old one
@@ -310,6 +313,7 @@ def test_reducer_never_hands_over_a_replaced_array_tmpfs(tmp_path):
 # 7. One message, many views
 
 
+@needs("birth_times")
 def test_one_message_with_70000_views_needs_one_mapping(shm_name):
     """Contract 7: 70,000 row views of one array in one Queue message to a
     spawned process: all arrive (by reference), and the receiver maps the
@@ -350,6 +354,7 @@ def _make(name, arr):
     release()
 
 
+@needs("birth_times")
 def test_cache_hit_reuses_the_mapping_and_is_counted(shm_name):
     """Contract 8 (h) and the basic promise: the first attach is a miss,
     a repeated attach (same ro) a hit that returns a new array over the
@@ -403,6 +408,7 @@ def test_cache_limits_sets_and_reports(shm_name):
 
 @pytest.mark.parametrize("hold", [False, True], ids=["dropped", "held"])
 @pytest.mark.parametrize("change", ["contents", "shape", "dtype"])
+@needs("birth_times")
 def test_cache_delete_and_recreate_in_this_process(shm_name, change, hold):
     """(a) delete + recreate under the same name in this process: the next
     attach sees the new array, whether the old one is still held or not."""
@@ -445,6 +451,7 @@ else:  # a new file renamed over the name
 
 @pytest.mark.parametrize("hold", [False, True], ids=["dropped", "held"])
 @pytest.mark.parametrize("how", ["delete-create", "rename-over"])
+@needs("birth_times")
 def test_cache_sees_replacement_by_another_process(shm_name, how, hold):
     """(a) another process deletes and recreates the name (or renames a new
     array over it) while this process's cache holds the old mapping: the
@@ -469,6 +476,7 @@ def test_cache_sees_replacement_by_another_process(shm_name, how, hold):
     sa.delete(name)
 
 
+@needs("birth_times")
 def test_cache_inode_reuse_ext4(ext4_dir):
     """(b) file:// on ext4: delete, then recreate until the new file gets
     the freed inode number: the next attach sees the new array."""
@@ -503,6 +511,7 @@ def test_cache_inode_reuse_ext4(ext4_dir):
 
 
 @pytest.mark.parametrize("hold", [False, True], ids=["dropped", "held"])
+@needs("birth_times")
 def test_cache_truncated_by_another_process(shm_name, hold):
     """(c) another process truncates the file to its header: attach (rw or
     ro) raises ValueError; it never returns the stale mapping, whose data
@@ -545,6 +554,7 @@ def test_cache_truncated_by_another_process(shm_name, hold):
 
 
 @needs_root
+@needs("birth_times")
 def test_cache_notices_chmod_by_the_owner(shm_name):
     """(d) a process of another uid attaches a 0o666 array read-write (and
     again, from the cache); the owner chmods it to 0o644; the next rw
@@ -575,6 +585,7 @@ def test_cache_notices_chmod_by_the_owner(shm_name):
     sa.delete(name)
 
 
+@needs("birth_times")
 def test_cache_ro_and_rw_are_separate_mappings(shm_name):
     """(e) attach(ro=True) and attach(ro=False) of one name never share a
     mapping, in either order; the read-only one stays read-only."""
@@ -603,6 +614,7 @@ def test_cache_ro_and_rw_are_separate_mappings(shm_name):
     sa.delete(name)
 
 
+@needs("birth_times")
 def test_cache_after_fork(shm_name):
     """(f) after fork, the child's attach of a name cached in the parent
     works and shares memory with the parent both ways."""
@@ -651,6 +663,7 @@ def test_cache_max_entries(shm_name):
         sa.delete(name)
 
 
+@needs("birth_times")
 def test_cache_max_bytes(shm_name):
     """(g) with max_bytes smaller than an array, that array is unmapped
     once its arrays are dropped, while a small one is kept."""
@@ -671,6 +684,7 @@ def test_cache_max_bytes(shm_name):
     sa.delete(small)
 
 
+@needs("birth_times")
 def test_cache_clear_unmaps(shm_name):
     """(g) cache_clear() drops every entry: arrays still held stay valid,
     and once they are dropped no mapping of the segments remains."""
@@ -701,6 +715,7 @@ def test_cache_clear_unmaps(shm_name):
 
 
 @pytest.mark.parametrize("hold", [False, True], ids=["dropped", "held"])
+@needs("birth_times")
 def test_cache_delete_does_not_pin(shm_name, hold):
     """(g) delete() evicts the name: the segment's memory is not pinned by
     the cache once this process's arrays of it are dropped."""
@@ -722,6 +737,7 @@ def test_cache_delete_does_not_pin(shm_name, hold):
         assert maps_of(*ident) == [], "the cache pins a deleted segment"
 
 
+@needs("birth_times")
 def test_cache_lets_go_of_segments_deleted_elsewhere(shm_name):
     """A segment deleted by another process is not kept mapped by the cache
     until the budget pushes it out: within 16 attaches that map something

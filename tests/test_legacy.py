@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import SharedArray as sa
-from _helpers import shm_path
+from _helpers import list_entry, list_names, shm_path
 
 CASES = [
     np.arange(12.0).reshape(3, 4),
@@ -52,7 +52,7 @@ def test_attach_list_delete_legacy(shm_name, maxdims, case):
     got = sa.attach(name)
     assert got.dtype == want.dtype and got.shape == want.shape
     assert got.tobytes() == want.tobytes()
-    entry = next(e for e in sa.list() if e.name == name)
+    entry = list_entry(name)
     assert (entry.dtype, entry.dims, entry.format) == (
         want.dtype, want.shape, "sharedarray3")
     assert sa.info(name).nbytes == want.nbytes
@@ -86,7 +86,7 @@ def test_inconsistent_trailer_is_refused(shm_name, corrupt):
     write_legacy(name, np.arange(4.0), 32, **corrupt)
     with pytest.raises(ValueError, match=name):
         sa.attach(name)
-    assert all(e.name != name for e in sa.list())
+    assert name not in list_names()
     os.unlink(shm_path(name))
 
 
@@ -117,7 +117,7 @@ def test_legacy_segment_holding_an_npy_image_is_read_as_legacy(shm_name):
     assert got.tobytes() == blob.tobytes()
     e = sa.info(name)
     assert (e.format, e.dtype, e.dims) == ("sharedarray3", np.uint8, blob.shape)
-    entry = next(x for x in sa.list() if x.name == name)
+    entry = list_entry(name)
     assert entry.format == "sharedarray3"
     sa.delete(name)
 

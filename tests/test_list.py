@@ -10,9 +10,12 @@ from _helpers import (
     STRUCT_DTYPES,
     build_npy,
     header_text,
+    needs,
     shm_path,
     write_bytes,
 )
+
+pytestmark = needs("list")
 
 
 def entries_by_name():

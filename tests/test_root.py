@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import SharedArray as sa
-from _helpers import IS_ROOT, NOBODY, as_nobody, free_bytes, in_child, outcome, shm_path
+from _helpers import IS_ROOT, NOBODY, as_nobody, free_bytes, in_child, needs, outcome, shm_path
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="needs root (mount, setuid)")
 
@@ -178,6 +178,7 @@ def test_mode_0666_lets_others_write(shm_name):
     sa.delete(name)
 
 
+@needs("list")
 def test_list_skips_what_the_user_cannot_read(shm_name):
     private, public = shm_name(), shm_name()
     sa.create(private, 2)

@@ -52,6 +52,7 @@ from _helpers import (
     SHM_DIR,
     build_npy,
     header_text,
+    needs,
     remove_shm_entries,
     shm_path,
     under_sanitizer,
@@ -352,6 +353,7 @@ def test_error_path_cycles(shm_name, tmp_path, kind):
         assert os.path.lexists(shm_path(n))
 
 
+@needs("list")
 def test_list_cycles(shm_name):
     """list() over a directory with arrays, damaged arrays and non-arrays."""
     names = []

@@ -35,6 +35,7 @@ from _helpers import (
     drop_cache,
     free_bytes,
     header_text,
+    needs,
     run_forked,
     run_python,
     vmas_at,
@@ -121,6 +122,7 @@ def racer(uri, rounds, barrier, results):
 
 
 @pytest.mark.parametrize("racers", [2, 3, 4])
+@needs("claims")
 def test_racing_creators_one_wins_others_file_exists(tmpfs, racers):
     """Contract 1: racers create the same 40 MiB name on a 64 MiB tmpfs at
     the same moment, 20 rounds: in every round exactly one succeeds and all

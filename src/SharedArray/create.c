@@ -12,7 +12,11 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long create(exist_ok=True) waits for another creator to publish. */
+#define SA_EXIST_OK_WAIT_MS 10000
 
 typedef struct {
     int ndim;
@@ -334,6 +338,7 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
     };
     long page;
     int utf8 = 0, err, tries;
+    long waited = 0;
 
     d = flatten_subarray(dtype, shape);
     if (d == NULL || sa_descr_check(d, NULL) < 0) {
@@ -383,10 +388,13 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
 
     /* With exist_ok, many processes may race: each either makes the array
      * or attaches the one another made; one deleted between the two is
-     * made again. */
+     * made again.  Where a segment is visible before it is published
+     * (posix backend: attach says FileNotFoundError until then), the
+     * others wait for its creator, with growing pauses, up to
+     * SA_EXIST_OK_WAIT_MS in all. */
     for (tries = 0;; tries++) {
         result = make_segment(st, nameobj, &job, &lay, src);
-        if (result != NULL || !exist_ok || tries == 16 ||
+        if (result != NULL || !exist_ok || waited > SA_EXIST_OK_WAIT_MS ||
             !PyErr_ExceptionMatches(PyExc_FileExistsError)) {
             break;
         }
@@ -397,6 +405,26 @@ create_impl(sa_state *st, PyObject *nameobj, const sa_name *name,
             break;
         }
         PyErr_Clear();
+        if (tries >= 2) {
+            long ms = tries < 9 ? 1L << (tries - 2) : 100;
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+
+            Py_BEGIN_ALLOW_THREADS
+                nanosleep(&pause, NULL);
+            Py_END_ALLOW_THREADS
+            waited += ms;
+            if (PyErr_CheckSignals() < 0) {
+                break;
+            }
+        }
+    }
+    if (result == NULL && exist_ok && waited > SA_EXIST_OK_WAIT_MS &&
+        PyErr_ExceptionMatches(PyExc_FileExistsError)) {
+        PyErr_Clear();
+        sa_raise_errno_msg(EEXIST, nameobj,
+                           "File exists, but was not published within 10 s: "
+                           "its creator is slow or died (delete() removes "
+                           "it)");
     }
 done:
     Py_XDECREF(d);

@@ -8,6 +8,7 @@
 #include "sharedarray.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 static PyObject *
 delete_impl(sa_state *st, PyObject *nameobj, const sa_name *name)
@@ -19,13 +20,19 @@ delete_impl(sa_state *st, PyObject *nameobj, const sa_name *name)
     if (sa_open_segment(&p, nameobj, name, SA_TO_DELETE) < 0) {
         return NULL;
     }
-    /* A damaged header still marks the file as ours; no magic does not. */
+    /* A damaged header still marks the file as ours, and so does an
+     * unpublished one (being made, or its creator died: delete is the way
+     * to remove it); no magic does not. */
     if (!p.regular || p.kind == SA_SEG_OTHER) {
         PyErr_Format(PyExc_ValueError, "%R is not an array (%s); not deleted",
                      nameobj,
                      p.regular ? "no .npy header" : "not a regular file");
         goto done;
     }
+    /* Done reading: the checked unlink of a shm object opens it again,
+     * and one free descriptor must be enough (EMFILE). */
+    close(p.fd);
+    p.fd = -1;
     Py_BEGIN_ALLOW_THREADS
         err = sa_unlink_checked(&p, name);
     Py_END_ALLOW_THREADS

@@ -34,9 +34,10 @@
 #include <sys/vfs.h>
 #endif
 
-/* Where shm objects are files anyone may replace by a FIFO (see
- * meson.build): opened without blocking, as sa_probe_open does. */
-#if SA_SHM_OPEN_NONBLOCK
+/* Where shm objects are files in SA_SHM_DIR, anyone may plant a FIFO
+ * there: opened without blocking, as sa_probe_open does (glibc and musl
+ * pass O_NONBLOCK through; FreeBSD's shm_open would refuse it). */
+#if SA_SHM_FILES
 #define SHM_NONBLOCK O_NONBLOCK
 #else
 #define SHM_NONBLOCK 0
@@ -333,29 +334,51 @@ probe_init(sa_probe *p)
     p->why = NULL;
 }
 
-/* Whether the first bytes of a file that is neither .npy nor 3.x say it
- * is still being made (see SA_UNPUBLISHED_MAGIC). */
+/* Whether a file that is neither .npy nor 3.x is still being made: the
+ * marked header (SA_UNPUBLISHED_MAGIC), or a shm object not sized yet
+ * (prepare_shm writes the header right after sizing it). */
 static int
 unpublished(const sa_probe *p)
 {
-    static const unsigned char zeros[8];
-    size_t n = p->buf_len < sizeof(zeros) ? p->buf_len : sizeof(zeros);
+    return (p->buf_len >= 6 && memcmp(p->buf, SA_UNPUBLISHED_MAGIC, 6) == 0) ||
+           (p->shm_object && p->st.st_size == 0);
+}
 
-    if (p->buf_len >= 6 && memcmp(p->buf, SA_UNPUBLISHED_MAGIC, 6) == 0) {
-        return 1;
+/*
+ * Whether a shm object grew while its header was read: a creator sizes it
+ * between writing the marked header and publishing (prepare_shm), so the
+ * size seen before may belong to the unpublished object and the header
+ * read after to the published one.  Then the header is read again.
+ */
+static int
+grew(sa_probe *p, int *err)
+{
+    struct stat now;
+    sa_ident id;
+
+    if (!p->shm_object) {
+        return 0;
     }
-    /* A shm object is sized and written after shm_open made it: empty or
-     * zeros until its header goes in. */
-    return p->shm_object &&
-           (p->st.st_size == 0 || memcmp(p->buf, zeros, n) == 0);
+    if ((*err = sa_stat(p->fd, NULL, 0, &now, &id)) != 0 ||
+        now.st_size == p->st.st_size) {
+        return 0;
+    }
+    if (p->buf != p->small) {
+        free(p->buf);
+    }
+    p->buf = NULL;
+    p->kind = SA_SEG_OTHER;
+    p->why = NULL;
+    return 1;
 }
 
 /* Reads and classifies the header of p->fd, which was just opened. */
 static int
 probe_fd(sa_probe *p)
 {
-    int err;
+    int err, tries = 0;
 
+again:
     if ((err = sa_stat(p->fd, NULL, 0, &p->st, &p->id)) != 0) {
         return err;
     }
@@ -378,19 +401,39 @@ probe_fd(sa_probe *p)
         p->kind = SA_SEG_INCOMPLETE;
         p->why = "still being created";
     }
-    return 0;
+    /* It grows once (prepare_shm); more is someone else's doing. */
+    if (tries++ < 2 && grew(p, &err)) {
+        goto again;
+    }
+    return err;
 }
 
 int
 sa_probe_shm(sa_probe *p, const char *path, int writable)
 {
+#if SA_SHM_FILES
+    char file[PATH_MAX];
+#endif
     int err;
 
     probe_init(p);
     p->shm_object = 1;
     p->fd = shm_open(path, (writable ? O_RDWR : O_RDONLY) | SHM_NONBLOCK, 0);
     if (p->fd < 0) {
-        return errno;
+        err = errno;
+#if SA_SHM_FILES
+        /* A directory or socket planted under the name is "not an array",
+         * as in sa_probe_open. */
+        if ((err == EISDIR || err == EINVAL || err == ENXIO) &&
+            snprintf(file, sizeof(file), "%s%s", SA_SHM_DIR, path) <
+                (int)sizeof(file) &&
+            sa_statat(AT_FDCWD, file, AT_SYMLINK_NOFOLLOW, &p->st, &p->id) ==
+                0 &&
+            !S_ISREG(p->st.st_mode)) {
+            return 0;
+        }
+#endif
+        return err;
     }
     if ((err = probe_fd(p)) != 0) {
         sa_probe_close(p);
@@ -718,6 +761,8 @@ sa_create_abort(sa_create_job *job)
 static int
 prepare_shm(sa_create_job *job)
 {
+    size_t done;
+    ssize_t r = 0;
     int err;
 
     job->fd = shm_open(job->name->path, O_RDWR | O_CREAT | O_EXCL,
@@ -735,18 +780,37 @@ prepare_shm(sa_create_job *job)
         err = errno;
         goto error;
     }
+    /* Where shm objects take write(2) (Linux, FreeBSD), the marked header
+     * goes in before the object has any other size, so that an attacher
+     * only ever sees it empty or marked (FileNotFoundError), never zeros.
+     * (macOS has no write(2) here: it is sized first, and the header goes
+     * in through the map a moment later.) */
+    for (done = 1; done < job->header_len; done += (size_t)r) {
+        r = pwrite(job->fd, job->header + done, job->header_len - done,
+                   (off_t)done);
+        if (r <= 0) {
+            break;
+        }
+    }
     if (ftruncate(job->fd, (off_t)job->total) < 0) {
         err = errno;
         goto error;
     }
-    if ((err = allocate_new(job->fd, job->total)) != 0 ||
-        (err = sa_stat(job->fd, NULL, 0, &job->st, &job->id)) != 0 ||
+    if ((err = sa_stat(job->fd, NULL, 0, &job->st, &job->id)) != 0 ||
         (err = sa_map(job->fd, &job->st, job->total, 1, &job->addr,
                       &job->size)) != 0) {
         goto error;
     }
-    memcpy((unsigned char *)job->addr + 1, job->header + 1,
-           job->header_len - 1);
+    /* The marked header before the reservation, which may take long (a
+     * creator killed from here on leaves something delete removes).  The
+     * header page is no SIGBUS risk: one page. */
+    if (done < job->header_len) {
+        memcpy((unsigned char *)job->addr + 1, job->header + 1,
+               job->header_len - 1);
+    }
+    if ((err = allocate_new(job->fd, job->total)) != 0) {
+        goto error;
+    }
     job->magic = job->addr;
     return 0;
 error:

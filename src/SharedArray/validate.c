@@ -65,8 +65,7 @@ readable(const sa_name *name)
     if (!name->shm_object) {
         return access(name->path, R_OK) == 0;
     }
-    fd = shm_open(name->path,
-                  O_RDONLY | (SA_SHM_OPEN_NONBLOCK ? O_NONBLOCK : 0), 0);
+    fd = shm_open(name->path, O_RDONLY | (SA_SHM_FILES ? O_NONBLOCK : 0), 0);
     if (fd < 0) {
         return 0;
     }

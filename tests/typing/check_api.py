@@ -15,7 +15,11 @@ def roundtrip(name: str) -> float:
     assert isinstance(base, sa.Mapping)
     size: int = base.size
     base.msync(sa.MS_SYNC | sa.MS_INVALIDATE)
-    entries: list[sa.ArrayDesc] = sa.list()
+    entries: list[sa.ArrayDesc] = []
+    try:
+        entries = sa.list()
+    except NotImplementedError:  # the portable backend cannot list
+        pass
     for entry_name, _dtype, dims in entries:
         assert isinstance(entry_name, str) and isinstance(dims, tuple)
     info = sa.info(name)

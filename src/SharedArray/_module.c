@@ -71,7 +71,8 @@ add_features(PyObject *m)
     PyObject *f = Py_BuildValue(
         "{s:s,s:O,s:O,s:O,s:O,s:O,s:O}", "backend", SA_BACKEND_NAME, "list",
         SA_HAVE_SHM_DIR ? Py_True : Py_False, "birth_times",
-        SA_HAVE_STATX || SA_HAVE_ST_BIRTHTIM || SA_HAVE_ST_BIRTHTIMESPEC
+        SA_HAVE_STATX || SA_HAVE_SYS_STATX || SA_HAVE_ST_BIRTHTIM ||
+                SA_HAVE_ST_BIRTHTIMESPEC
             ? Py_True
             : Py_False,
         "claims", SA_HAVE_ABSTRACT_SOCKETS ? Py_True : Py_False, "o_tmpfile",

@@ -122,7 +122,48 @@ sa_probe_close(sa_probe *p)
     p->buf = NULL;
 }
 
-#if SA_HAVE_STATX
+#if !SA_HAVE_STATX && SA_HAVE_SYS_STATX
+/* No wrapper in this libc (glibc < 2.28): the system call itself, and
+ * where the kernel lacks it (before 4.11) fstatat, without birth times. */
+#include <linux/stat.h>
+#include <sys/syscall.h>
+
+static int
+statx(int dirfd, const char *path, int flags, unsigned int mask,
+      struct statx *sx)
+{
+    struct stat st;
+
+    if (syscall(SYS_statx, dirfd, path, flags, mask, sx) == 0) {
+        return 0;
+    }
+    if (errno != ENOSYS) {
+        return -1;
+    }
+    if (fstatat(dirfd, path, &st, flags) < 0) {
+        return -1;
+    }
+    memset(sx, 0, sizeof(*sx));
+    sx->stx_mask = STATX_BASIC_STATS; /* no STATX_BTIME */
+    sx->stx_dev_major = major(st.st_dev);
+    sx->stx_dev_minor = minor(st.st_dev);
+    sx->stx_ino = (uint64_t)st.st_ino;
+    sx->stx_mode = (uint16_t)st.st_mode;
+    sx->stx_nlink = (uint32_t)st.st_nlink;
+    sx->stx_uid = st.st_uid;
+    sx->stx_gid = st.st_gid;
+    sx->stx_rdev_major = major(st.st_rdev);
+    sx->stx_rdev_minor = minor(st.st_rdev);
+    sx->stx_size = (uint64_t)st.st_size;
+    sx->stx_blksize = (uint32_t)st.st_blksize;
+    sx->stx_blocks = (uint64_t)st.st_blocks;
+    sx->stx_mtime.tv_sec = (int64_t)st.st_mtim.tv_sec;
+    sx->stx_mtime.tv_nsec = (uint32_t)st.st_mtim.tv_nsec;
+    return 0;
+}
+#endif
+
+#if SA_HAVE_STATX || SA_HAVE_SYS_STATX
 int
 sa_stat(int fd, const char *path, int nofollow, struct stat *st, sa_ident *id)
 {

@@ -19,7 +19,7 @@ import pytest
 
 import SharedArray as sa
 import SharedArray.__main__ as cli_main
-from _helpers import NOBODY, in_child, needs, own_prefix, shm_path
+from _helpers import FEATURES, NOBODY, in_child, needs, own_prefix, shm_path
 
 
 def cli(*args):
@@ -45,6 +45,17 @@ def test_list_table_and_json(shm_name):
     assert entry["mode"] == "0640"
     assert entry["format"] == "npy"
     sa.delete(name)
+
+
+@pytest.mark.skipif(FEATURES["list"], reason="this build can list; the "
+                    "portable backend's refusal is tested with that backend")
+def test_list_and_prune_without_a_shm_directory_say_why():
+    for args in (["list"], ["list", "--json"], ["prune"]):
+        r = cli(*args)
+        assert r.returncode == 2, (args, r)
+        assert r.stdout == ""
+        assert "portable POSIX backend" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
 
 
 def test_info_and_errors(shm_name, tmp_path):

@@ -26,6 +26,8 @@
 #                 (default ${TMPDIR:-/tmp}/sharedarray-sanitize)
 #   PYTHON        the interpreter to build the venvs from (default python3)
 #   CC            the compiler (default gcc; its libasan/libubsan are used)
+#   SANITIZE_BACKEND  linux or posix: meson's os_backend for the asan build
+#                 (default: the platform's)
 #
 # Everything lives under SANITIZE_DIR; nothing is installed elsewhere.  The
 # venvs are reused between runs (the build is incremental).
@@ -44,6 +46,7 @@ usage() {
 [ $# -ge 1 ] || usage
 mode="$1"
 shift
+os_backend="${SANITIZE_BACKEND:-}"
 
 # make_venv NAME SETUP-ARG... : a venv with SharedArray built by meson with
 # the given setup arguments, plus the test dependencies.
@@ -78,8 +81,11 @@ make_venv() {
 }
 
 run_asan() {
-    make_venv asan -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dbuildtype=debugoptimized
+    local backend=()
+    [ -n "$os_backend" ] && backend=("-Dos_backend=$os_backend")
+    make_venv "asan${os_backend:+-$os_backend}" \
+        -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dbuildtype=debugoptimized "${backend[@]}"
     local libasan libubsan logs
     libasan="$("$cc" -print-file-name=libasan.so)"
     libubsan="$("$cc" -print-file-name=libubsan.so)"

@@ -520,6 +520,14 @@ def fig_create_fill_advise(lib, req):
     return fig_create_fill(lib, req, probe=True)
 
 
+def fig_create_fill_advise_reserved(lib, req):
+    """create_fill_advise by those that reserve the space before the fill
+    (SharedArray 4 always does; its figure is the same operation)."""
+    if not (isinstance(lib, SharedArrayLib) and hasattr(lib.sa, "cache_clear")):
+        raise Unsupported("does not reserve space before the fill")
+    return fig_create_fill(lib, req, probe=True)
+
+
 def fig_list(lib, req):
     op = lib.list_op(req["dir"])    # Unsupported before making anything
     with Segments(lib, req) as seg:
@@ -576,6 +584,7 @@ FIGURES = {
     "create_delete": fig_create_delete,
     "create_fill": fig_create_fill,
     "create_fill_advise": fig_create_fill_advise,
+    "create_fill_advise_reserved": fig_create_fill_advise_reserved,
     "list": fig_list,
     "list_cold": fig_list_cold,
     "first_read": fig_first_read,

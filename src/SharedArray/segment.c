@@ -558,6 +558,28 @@ sa_map(int fd, const struct stat *st, uint64_t len, int writable, void **addr,
 }
 
 /*
+ * Reserves the blocks of a new file that nobody else writes yet; 0 also
+ * where the system cannot allocate ahead (nothing is promised there).
+ */
+static int
+allocate_new(int fd, uint64_t len)
+{
+#if SA_HAVE_POSIX_FALLOCATE
+    int err = posix_fallocate(fd, 0, (off_t)len);
+
+    /* The BSDs refuse where the filesystem cannot (ZFS: EINVAL). */
+    if (err == EINVAL || err == ENODEV || err == EOPNOTSUPP || err == ENOSYS) {
+        return 0;
+    }
+    return err;
+#else
+    (void)fd;
+    (void)len;
+    return 0;
+#endif
+}
+
+/*
  * Gives the first len bytes of fd blocks; 0 also where the filesystem
  * cannot allocate ahead (then nothing is promised: see the README).
  */
@@ -575,19 +597,10 @@ allocate(int fd, uint64_t len)
         return errno;
     }
     return 0;
-#elif SA_HAVE_POSIX_FALLOCATE
-    /* The BSDs' is a system call and refuses (EINVAL, ENODEV, EOPNOTSUPP)
-     * where it cannot allocate: nothing is emulated by writing. */
-    int err = posix_fallocate(fd, 0, (off_t)len);
-
-    if (err == EINVAL || err == ENODEV || err == EOPNOTSUPP || err == ENOSYS) {
-        return 0;
-    }
-    return err;
 #else
-    (void)fd;
-    (void)len;
-    return 0;
+    /* The BSDs' posix_fallocate is a system call and refuses where it
+     * cannot allocate: nothing is emulated by writing. */
+    return allocate_new(fd, len);
 #endif
 }
 
@@ -715,28 +728,6 @@ populate_tmpfs(sa_create_job *job)
 #else
     (void)job;
     return EOPNOTSUPP;
-#endif
-}
-
-/*
- * Reserves the blocks of a new file that nobody else writes yet; 0 also
- * where the system cannot allocate ahead (nothing is promised there).
- */
-static int
-allocate_new(int fd, uint64_t len)
-{
-#if SA_HAVE_POSIX_FALLOCATE
-    int err = posix_fallocate(fd, 0, (off_t)len);
-
-    /* The BSDs refuse where the filesystem cannot (ZFS: EINVAL). */
-    if (err == EINVAL || err == ENODEV || err == EOPNOTSUPP || err == ENOSYS) {
-        return 0;
-    }
-    return err;
-#else
-    (void)fd;
-    (void)len;
-    return 0;
 #endif
 }
 

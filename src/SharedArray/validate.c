@@ -18,15 +18,18 @@ invalid(PyObject *name, const char *what)
     return NULL;
 }
 
-int
-sa_probe_py(sa_probe *p, int dirfd, const char *path, int writable,
-            int nofollow)
+/* sa_probe_py, or with shm_object for a shm_open(3) name (sa_probe_shm). */
+static int
+probe_py(sa_probe *p, int dirfd, const char *path, int writable, int nofollow,
+         int shm_object)
 {
     int err;
 
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
-            err = sa_probe_open(p, dirfd, path, writable, nofollow);
+            err = shm_object
+                      ? sa_probe_shm(p, path, writable)
+                      : sa_probe_open(p, dirfd, path, writable, nofollow);
         Py_END_ALLOW_THREADS
         if (err != EINTR) {
             return err;
@@ -37,23 +40,11 @@ sa_probe_py(sa_probe *p, int dirfd, const char *path, int writable,
     }
 }
 
-/* sa_probe_py for a shm_open(3) name. */
-static int
-probe_shm_py(sa_probe *p, const char *path, int writable)
+int
+sa_probe_py(sa_probe *p, int dirfd, const char *path, int writable,
+            int nofollow)
 {
-    int err;
-
-    for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-            err = sa_probe_shm(p, path, writable);
-        Py_END_ALLOW_THREADS
-        if (err != EINTR) {
-            return err;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            return -1;
-        }
-    }
+    return probe_py(p, dirfd, path, writable, nofollow, 0);
 }
 
 /* Whether the shm object or file under name can be opened read-only. */
@@ -80,10 +71,8 @@ sa_open_segment(sa_probe *p, PyObject *nameobj, const sa_name *name,
     /* Except to delete: there the link itself would be removed, not the
      * array, so delete never follows one. */
     int nofollow = sa_name_nofollow(name) || purpose == SA_TO_DELETE;
-    int err = name->shm_object
-                  ? probe_shm_py(p, name->path, purpose == SA_TO_WRITE)
-                  : sa_probe_py(p, AT_FDCWD, name->path,
-                                purpose == SA_TO_WRITE, nofollow);
+    int err = probe_py(p, AT_FDCWD, name->path, purpose == SA_TO_WRITE,
+                       nofollow, name->shm_object);
 
     if (err == ELOOP && purpose == SA_TO_DELETE) {
         /* Not a failed call: a link is not an array. */

@@ -11,6 +11,7 @@ from _helpers import (
     build_npy,
     header_text,
     needs,
+    run_forked,
     shm_path,
     write_bytes,
 )
@@ -289,3 +290,28 @@ def test_list_of_many_files_matches_info(shm_name):
     for name in names:
         if os.path.lexists(shm_path(name)):
             os.unlink(shm_path(name))
+
+
+def test_list_keeps_few_descriptors_open(shm_name):
+    """Files whose entries need their descriptor (a structured dtype) are
+    probed ahead of the entries being built, on another thread too, yet
+    list() keeps few open at a time: with little room for descriptors it
+    still finds every file (one it would have to keep open beyond its
+    budget is probed again when its entry is built)."""
+    import resource
+
+    names = [shm_name() for _ in range(1500)]
+    for name in names:
+        sa.create(name, 2, STRUCT_DTYPES["nested"])
+
+    def setup():
+        room = len(os.listdir("/proc/self/fd")) + 80
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (room, hard))
+
+    def missed():
+        found = {e.name for e in sa.list()}
+        return sorted(set(names) - found)
+
+    assert run_forked(missed, setup=setup) == ("ok", [])
+    assert run_forked(missed, setup=setup) == ("ok", [])

@@ -349,36 +349,81 @@ typedef struct {
     /* Set by the thread that probes it, before done: */
     int hit;         /* the memo still holds */
     int err;         /* when probed: sa_probe_open's result */
+    int again;       /* probed, but its entry must probe it again */
     sa_probe *probe; /* its slot, while that holds the probe */
     atomic_int done; /* probed: the fields above may be read */
 } item;
 
 /*
- * Files probed ahead of the entry being built, at most: item i probes into
- * slot i % SA_LIST_AHEAD, free again once entry i - SA_LIST_AHEAD is built.
- * Bounds the descriptors open and keeps the slots in the cache.
+ * The items are kept in blocks that never move, so that the helper can
+ * probe the first while the main thread still reads the directory and
+ * adds more: block b holds SA_LIST_BLOCK0 << b of them.
  */
-#define SA_LIST_AHEAD 64
+#define SA_LIST_BLOCK0 256
+#define SA_LIST_BLOCKS 24 /* over 4e9 items, and no shift too wide */
+
+/* Where item i is: its block and its place in it. */
+static size_t
+item_place(size_t i, size_t *off)
+{
+    size_t q = i / SA_LIST_BLOCK0 + 1, b = 0;
+
+    while (q > 1) {
+        q >>= 1;
+        b++;
+    }
+    *off = i - SA_LIST_BLOCK0 * (((size_t)1 << b) - 1);
+    return b;
+}
+
+/*
+ * Files probed whose entries are not built yet, at most: item i probes
+ * into slot i % SA_LIST_SLOTS, free again once entry i - SA_LIST_SLOTS is
+ * built.  Room for what the helper probes while the directory is read.
+ */
+#define SA_LIST_SLOTS 1024
+
+/* A helper out of slots sleeps until this many more are free (a wakeup
+ * per entry would cost more than the entries). */
+#define SA_LIST_WAKE 32
+
+/* Descriptors that probed files keep open until their entries are built,
+ * at most: a file that would need one more is probed again then. */
+#define SA_LIST_FDS 64
 
 /*
  * The items, probed in order by whichever thread claims each first: the
- * main thread, which builds the entries in order and probes when the next
- * one is not ready, and a helper thread that only probes.
+ * main thread, which reads the directory, then builds the entries in order
+ * and probes when the next one is not ready, and a helper thread that only
+ * probes, from the time the first items are read.
  */
 typedef struct {
-    item *items;
-    size_t n;
-    sa_probe *slots;     /* SA_LIST_AHEAD of them */
-    atomic_size_t next;  /* the first item no thread has claimed */
-    atomic_size_t built; /* entries the main thread is done with */
-    atomic_int waiting;  /* the helper sleeps until built reaches wake */
+    item *blocks[SA_LIST_BLOCKS]; /* each written before avail covers it */
+    sa_probe *slots;              /* SA_LIST_SLOTS of them */
+    atomic_size_t avail;          /* items read so far (and complete) */
+    atomic_int all_read;          /* avail is final */
+    atomic_size_t next;           /* the first item no thread has claimed */
+    atomic_size_t built;          /* entries the main thread is done with */
+    atomic_int fds;               /* descriptors that slots hold */
+    atomic_int waiting; /* the helper sleeps until built reaches wake */
     atomic_size_t wake;
-    atomic_int stop; /* list() failed: the helper probes no more */
+    atomic_int stop; /* list() is over: the helper probes no more */
     pthread_mutex_t lock;
     pthread_cond_t moved;
     int dirfd;
     uid_t euid;
+    /* The main thread's alone: */
+    pthread_t helper;
+    int threaded;
 } work;
+
+static item *
+item_at(const work *w, size_t i)
+{
+    size_t off, b = item_place(i, &off);
+
+    return &w->blocks[b][off];
+}
 
 /*
  * Whether an opened .npy file's descriptor is still needed once probed:
@@ -410,13 +455,14 @@ needs_fd(const sa_probe *p)
 /*
  * Without the GIL: statx for a known file (a memo that still holds is a
  * hit), else open it and read its header; the descriptor is closed at
- * once unless the entry will need it.  Pure C on the item's own fields.
+ * once unless the entry will need it and few are held.  Pure C on the
+ * item's own fields.
  */
 static void
 probe_item(work *w, size_t i)
 {
-    item *it = &w->items[i];
-    sa_probe *slot = &w->slots[i % SA_LIST_AHEAD];
+    item *it = item_at(w, i);
+    sa_probe *slot = &w->slots[i % SA_LIST_SLOTS];
     struct stat sb;
     sa_ident id;
     seen_file now;
@@ -430,13 +476,20 @@ probe_item(work *w, size_t i)
         }
     }
     it->err = sa_probe_open(slot, w->dirfd, it->name, 0, 1);
-    if (it->err == 0) {
-        if (!needs_fd(slot)) {
-            close(slot->fd);
-            slot->fd = -1;
-        }
-        it->probe = slot;
+    if (it->err != 0) {
+        goto done;
     }
+    if (!needs_fd(slot)) {
+        close(slot->fd);
+        slot->fd = -1;
+    }
+    else if (atomic_fetch_add(&w->fds, 1) >= SA_LIST_FDS) {
+        atomic_fetch_sub(&w->fds, 1);
+        sa_probe_close(slot);
+        it->again = 1;
+        goto done;
+    }
+    it->probe = slot;
 done:
     atomic_store_explicit(&it->done, 1, memory_order_release);
 }
@@ -447,18 +500,25 @@ probe_thread(void *arg)
 {
     work *w = (work *)arg;
     size_t i;
+    int all_read;
 
     for (;;) {
         i = atomic_fetch_add(&w->next, 1);
-        if (i >= w->n) {
-            return NULL;
+        /* Read from the directory yet?  Seldom not: reading is faster. */
+        for (;;) {
+            all_read = atomic_load(&w->all_read);
+            if (i < atomic_load_explicit(&w->avail, memory_order_acquire)) {
+                break;
+            }
+            if (all_read || atomic_load(&w->stop)) {
+                return NULL;
+            }
+            sched_yield();
         }
-        /* Its slot is free once entry i - SA_LIST_AHEAD is built; once
-         * asleep, it waits for half the slots to be free (a wakeup per
-         * entry would cost more than the entries). */
-        if (i >= atomic_load(&w->built) + SA_LIST_AHEAD) {
+        /* Its slot is free once entry i - SA_LIST_SLOTS is built. */
+        if (i >= atomic_load(&w->built) + SA_LIST_SLOTS) {
             pthread_mutex_lock(&w->lock);
-            atomic_store(&w->wake, i + 1 - SA_LIST_AHEAD / 2);
+            atomic_store(&w->wake, i + 1 - SA_LIST_SLOTS + SA_LIST_WAKE);
             atomic_store(&w->waiting, 1);
             while (atomic_load(&w->built) < atomic_load(&w->wake)) {
                 pthread_cond_wait(&w->moved, &w->lock);
@@ -475,22 +535,23 @@ probe_thread(void *arg)
 }
 
 /*
- * The main thread, without the GIL, until item i is probed: claims and
- * probes items itself (within the slots free), or waits for the helper
- * to finish the one it has.
+ * The main thread, without the GIL, until item i of n (all read) is
+ * probed: claims and probes items itself (within the slots free), or
+ * waits for the helper to finish the one it has.
  */
 static void
-await_item(work *w, size_t i)
+await_item(work *w, size_t i, size_t n)
 {
+    item *it = item_at(w, i);
     size_t j;
 
-    while (!atomic_load_explicit(&w->items[i].done, memory_order_acquire)) {
+    while (!atomic_load_explicit(&it->done, memory_order_acquire)) {
         j = atomic_load(&w->next);
-        if (j < w->n && j < i + SA_LIST_AHEAD &&
+        if (j < n && j < i + SA_LIST_SLOTS &&
             atomic_compare_exchange_weak(&w->next, &j, j + 1)) {
             probe_item(w, j);
         }
-        else if (j >= w->n || j >= i + SA_LIST_AHEAD) {
+        else if (j >= n || j >= i + SA_LIST_SLOTS) {
             sched_yield(); /* the helper has item i: a moment */
         }
     }
@@ -511,69 +572,82 @@ mark_built(work *w, size_t i)
 /* Below this many files a second thread costs more than it saves. */
 #define SA_LIST_THREADED_MIN 256
 
-/* Reads the directory into items: names and last call's records. */
+/*
+ * Reads the directory into w's items (names, and the last call's records),
+ * each one handed to the helper as soon as it is complete; the helper is
+ * started once there are SA_LIST_THREADED_MIN, so that probing overlaps
+ * reading.  *n is how many were read, on error too.  -1 with an exception.
+ */
 static int
-read_dir(DIR *dir, sa_seen *before, item **out, size_t *out_n)
+read_dir(work *w, DIR *dir, sa_seen *before, size_t *n)
 {
-    item *items = NULL, *grown;
-    size_t n = 0, cap = 0, cursor = 0, len;
+    size_t cursor = 0, len, b, off;
     struct dirent *de;
+    item *it;
+    int ret = -1;
 
-    for (;;) {
+    for (*n = 0;;) {
         errno = 0;
         de = readdir(dir);
         if (de == NULL) {
             if (errno != 0) {
                 PyErr_SetFromErrnoWithFilename(PyExc_OSError, SA_SHM_DIR);
-                goto error;
+                goto done;
             }
             break;
         }
         if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN) {
             continue;
         }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 256;
-            grown = realloc(items, cap * sizeof(*items));
-            if (grown == NULL) {
+        b = item_place(*n, &off);
+        if (off == 0) {
+            if (b >= SA_LIST_BLOCKS ||
+                (SIZE_MAX / sizeof(item)) >> b < SA_LIST_BLOCK0 ||
+                (w->blocks[b] = malloc(((size_t)SA_LIST_BLOCK0 << b) *
+                                       sizeof(item))) == NULL) {
                 PyErr_NoMemory();
-                goto error;
+                goto done;
             }
-            items = grown;
         }
+        it = &w->blocks[b][off];
+        memset(it, 0, sizeof(*it));
         len = strlen(de->d_name);
-        memset(&items[n], 0, sizeof(items[n]));
-        items[n].name = malloc(len + 1);
-        if (items[n].name == NULL) {
+        it->name = malloc(len + 1);
+        if (it->name == NULL) {
             PyErr_NoMemory();
-            goto error;
+            goto done;
         }
-        memcpy(items[n].name, de->d_name, len + 1);
-        items[n].len = len;
-        items[n].memo = seen_find(before, de->d_name, len, &cursor);
-        n++;
+        memcpy(it->name, de->d_name, len + 1);
+        it->len = len;
+        it->memo = seen_find(before, de->d_name, len, &cursor);
+        atomic_store_explicit(&w->avail, ++*n, memory_order_release);
+        if (*n == SA_LIST_THREADED_MIN) {
+            w->threaded =
+                pthread_create(&w->helper, NULL, probe_thread, w) == 0;
+        }
     }
-    *out = items;
-    *out_n = n;
-    return 0;
-error:
-    *out = items;
-    *out_n = n;
-    return -1;
+    ret = 0;
+done:
+    atomic_store(&w->all_read, 1);
+    return ret;
 }
 
 static void
-free_items(item *items, size_t n)
+free_items(work *w, size_t n)
 {
-    size_t i;
+    size_t i, b;
+    item *it;
 
     for (i = 0; i < n; i++) {
-        free(items[i].name);
-        if (items[i].probe != NULL) {
-            sa_probe_close(items[i].probe);
+        it = item_at(w, i);
+        free(it->name);
+        if (it->probe != NULL) {
+            sa_probe_close(it->probe);
         }
     }
-    free(items);
+    for (b = 0; b < SA_LIST_BLOCKS; b++) {
+        free(w->blocks[b]);
+    }
 }
 
 /*
@@ -583,8 +657,9 @@ free_items(item *items, size_t n)
 static PyObject *
 entry_of_item(sa_state *st, work *w, size_t i, sa_seen *seen)
 {
-    item *it = &w->items[i];
+    item *it = item_at(w, i);
     PyObject *entry;
+    int held;
 
     if (it->hit) {
         /* Known from the last call, and unchanged. */
@@ -592,14 +667,18 @@ entry_of_item(sa_state *st, work *w, size_t i, sa_seen *seen)
         Py_INCREF(it->memo->entry);
         return it->memo->entry;
     }
-    if (it->err == EINTR) {
+    if (it->err == EINTR || it->again) {
         return list_one(st, w->dirfd, &it->name, it->len, seen, w->euid);
     }
     if (it->err != 0) {
         Py_RETURN_NONE; /* vanished, or not ours to read */
     }
+    held = it->probe->fd >= 0;
     entry = entry_of_probe(st, &it->name, it->len, seen, w->euid, it->probe);
     it->probe = NULL; /* closed */
+    if (held) {
+        atomic_fetch_sub(&w->fds, 1);
+    }
     return entry;
 }
 
@@ -612,9 +691,8 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     sa_seen *before, *seen = NULL;
     DIR *dir = NULL;
     work w;
-    pthread_t helper;
-    int threaded = 0, sync_made = 0, gc_was_on = 0;
-    size_t i;
+    int ok = 0, sync_made = 0, gc_was_on = 0;
+    size_t i, n = 0;
 
     if (sa_parse_args("list", args, nargs, kwnames, NULL, 0, 0, NULL) < 0) {
         return NULL;
@@ -627,85 +705,91 @@ sa_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     st->list_seen = NULL;
     result = PyList_New(0);
     if (result == NULL) {
-        goto error;
+        goto cleanup;
     }
     /* Thousands of small tuples would set off the cyclic collector again
      * and again (full collections in a young process); they hold no
      * cycles.  Turned back on below, whatever happens. */
     gc_was_on = PyGC_Disable();
+    w.slots = malloc(SA_LIST_SLOTS * sizeof(*w.slots));
+    if (w.slots == NULL) {
+        PyErr_NoMemory();
+        goto cleanup;
+    }
+    if (pthread_mutex_init(&w.lock, NULL) != 0) {
+        PyErr_NoMemory();
+        goto cleanup;
+    }
+    if (pthread_cond_init(&w.moved, NULL) != 0) {
+        pthread_mutex_destroy(&w.lock);
+        PyErr_NoMemory();
+        goto cleanup;
+    }
+    sync_made = 1;
     dir = opendir(SA_SHM_DIR);
     if (dir == NULL) {
         PyErr_SetFromErrnoWithFilename(PyExc_OSError, SA_SHM_DIR);
-        goto error;
+        goto cleanup;
     }
     w.dirfd = dirfd(dir);
-    if (read_dir(dir, before, &w.items, &w.n) < 0) {
-        goto error;
+    if (read_dir(&w, dir, before, &n) < 0) {
+        goto cleanup;
     }
-    w.slots = malloc(SA_LIST_AHEAD * sizeof(*w.slots));
-    seen = seen_new(w.n);
-    if (w.slots == NULL || seen == NULL) {
+    seen = seen_new(n);
+    if (seen == NULL) {
         PyErr_NoMemory();
-        goto error;
+        goto cleanup;
     }
-    if (w.n >= SA_LIST_THREADED_MIN) {
-        if (pthread_mutex_init(&w.lock, NULL) != 0) {
-            PyErr_NoMemory();
-            goto error;
-        }
-        if (pthread_cond_init(&w.moved, NULL) != 0) {
-            pthread_mutex_destroy(&w.lock);
-            PyErr_NoMemory();
-            goto error;
-        }
-        sync_made = 1;
-        threaded = pthread_create(&helper, NULL, probe_thread, &w) == 0;
-    }
-    for (i = 0; i < w.n; i++) {
-        if (!atomic_load_explicit(&w.items[i].done, memory_order_acquire)) {
+    for (i = 0; i < n; i++) {
+        if (!atomic_load_explicit(&item_at(&w, i)->done,
+                                  memory_order_acquire)) {
             Py_BEGIN_ALLOW_THREADS
-                await_item(&w, i);
+                await_item(&w, i, n);
             Py_END_ALLOW_THREADS
         }
         entry = entry_of_item(st, &w, i, seen);
         mark_built(&w, i);
         if (entry == NULL) {
-            goto error;
+            goto cleanup;
         }
         if (entry != Py_None && PyList_Append(result, entry) < 0) {
             Py_DECREF(entry);
-            goto error;
+            goto cleanup;
         }
         Py_DECREF(entry);
     }
-    /* What is gone from the directory is forgotten. */
-    sa_seen_free(st->list_seen);
-    st->list_seen = seen;
-    seen = NULL;
-    goto done;
-error:
-    Py_CLEAR(result);
-    if (st->list_seen == NULL) {
-        /* What the next call can still use. */
-        st->list_seen = before;
-        before = NULL;
-    }
-done:
-    if (threaded) {
-        /* No more claims, and a helper waiting for a slot goes, without
-         * probing: after an error, entries before it were never built. */
+    ok = 1;
+cleanup:
+    if (w.threaded) {
+        /* No more probes, and a helper waiting for a slot goes: after an
+         * error, entries before it were never built.  Joined before the
+         * last call's table (which its items point into) goes back to
+         * module state, where another thread's list() may take it. */
         atomic_store(&w.stop, 1);
-        atomic_store(&w.next, w.n);
-        mark_built(&w, w.n + SA_LIST_AHEAD);
+        mark_built(&w, n + SA_LIST_SLOTS);
         Py_BEGIN_ALLOW_THREADS
-            pthread_join(helper, NULL);
+            pthread_join(w.helper, NULL);
         Py_END_ALLOW_THREADS
+    }
+    if (ok) {
+        /* What is gone from the directory is forgotten. */
+        sa_seen_free(st->list_seen);
+        st->list_seen = seen;
+        seen = NULL;
+    }
+    else {
+        Py_CLEAR(result);
+        if (st->list_seen == NULL) {
+            /* What the next call can still use. */
+            st->list_seen = before;
+            before = NULL;
+        }
     }
     if (sync_made) {
         pthread_cond_destroy(&w.moved);
         pthread_mutex_destroy(&w.lock);
     }
-    free_items(w.items, w.n);
+    free_items(&w, n);
     free(w.slots);
     if (dir != NULL) {
         closedir(dir);

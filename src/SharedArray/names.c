@@ -45,13 +45,13 @@ parse_shm(const char *s, size_t len, sa_name *out, const char **why)
     out->backend = SA_BACKEND_SHM;
 #if SA_SHM_OPEN
     /* shm_open(3)'s portable form: one leading slash, no other. */
+#if SA_SHM_NAME_MAX < NAME_MAX
     if (len > SA_SHM_NAME_MAX) {
-        *why = SA_SHM_NAME_MAX < NAME_MAX
-                   ? "shm name is too long for this system's shm_open "
-                     "(macOS: at most 30 bytes)"
-                   : "shm name is longer than NAME_MAX (255 bytes)";
+        *why = "shm name is too long for this system's shm_open (macOS: at "
+               "most 30 bytes)";
         return -1;
     }
+#endif
     out->shm_object = 1;
     out->dir[0] = '\0';
     out->path[0] = '/';

@@ -35,9 +35,6 @@ sa_name_nofollow(const sa_name *name)
     return name->backend == SA_BACKEND_SHM;
 }
 
-/* Whether this build has shm:// names as shm_open(3) objects. */
-#define SA_SHM_OBJECTS SA_SHM_OPEN
-
 /*
  * Resolves name[0..len) into out.  Returns 0, or -1 with *why saying what is
  * wrong (the name never leaves its namespace: a shm name has no '/', no NUL,

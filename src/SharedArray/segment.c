@@ -43,11 +43,13 @@
 #define SHM_NONBLOCK 0
 #endif
 
+#if SA_HAVE_STATFS_MAGIC
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6
 #endif
 #ifndef TMPFS_MAGIC
 #define TMPFS_MAGIC 0x01021994
+#endif
 #endif
 
 /*
@@ -109,6 +111,16 @@ read_full(const sa_probe *p, unsigned char *buf, size_t n, off_t offset)
     return (ssize_t)got;
 }
 
+/* Lets go of the header read into p (small, or malloc'd if long). */
+static void
+drop_buf(sa_probe *p)
+{
+    if (p->buf != NULL && p->buf != p->small) {
+        free(p->buf);
+    }
+    p->buf = NULL;
+}
+
 void
 sa_probe_close(sa_probe *p)
 {
@@ -116,10 +128,7 @@ sa_probe_close(sa_probe *p)
         close(p->fd);
         p->fd = -1;
     }
-    if (p->buf != NULL && p->buf != p->small) {
-        free(p->buf);
-    }
-    p->buf = NULL;
+    drop_buf(p);
 }
 
 #if !SA_HAVE_STATX && SA_HAVE_SYS_STATX
@@ -375,14 +384,25 @@ probe_init(sa_probe *p)
     p->why = NULL;
 }
 
-/* Whether a file that is neither .npy nor 3.x is still being made: the
- * marked header (SA_UNPUBLISHED_MAGIC), or a shm object not sized yet
- * (prepare_shm writes the header right after sizing it). */
+/*
+ * Whether a file that is neither .npy nor 3.x is still being made: the
+ * marked header (SA_UNPUBLISHED_MAGIC), or a shm object not written yet
+ * (prepare_shm): empty, or, where shm objects take no write(2) (macOS:
+ * not SA_SHM_FILES) and are sized before the header goes in through the
+ * map, zeros.  (Where they are files, anyone may write zeros: those are
+ * "not an array".)
+ */
 static int
 unpublished(const sa_probe *p)
 {
-    return (p->buf_len >= 6 && memcmp(p->buf, SA_UNPUBLISHED_MAGIC, 6) == 0) ||
-           (p->shm_object && p->st.st_size == 0);
+    static const unsigned char zeros[6];
+
+    if (p->buf_len >= 6 && memcmp(p->buf, SA_UNPUBLISHED_MAGIC, 6) == 0) {
+        return 1;
+    }
+    return p->shm_object &&
+           (p->st.st_size == 0 || (!SA_SHM_FILES && p->buf_len >= 6 &&
+                                   memcmp(p->buf, zeros, 6) == 0));
 }
 
 /*
@@ -404,10 +424,7 @@ grew(sa_probe *p, int *err)
         now.st_size == p->st.st_size) {
         return 0;
     }
-    if (p->buf != p->small) {
-        free(p->buf);
-    }
-    p->buf = NULL;
+    drop_buf(p);
     p->kind = SA_SEG_OTHER;
     p->why = NULL;
     return 1;
@@ -732,31 +749,42 @@ populate_tmpfs(sa_create_job *job)
 }
 
 /*
- * Removes the shm object job made, unless it is no longer the one under
- * its name (deleted and made again by someone else meanwhile).
+ * Unlinks name if, and only if, it is still the file described by was: a
+ * file swapped in meanwhile is left (ESTALE).
  */
+static int
+unlink_if_same(const sa_name *name, const struct stat *was)
+{
+    struct stat now;
+    sa_ident id;
+    int err;
+
+    if ((err = sa_stat_path(name->path, name->shm_object, 1, &now, &id)) !=
+        0) {
+        return err;
+    }
+    if (now.st_dev != was->st_dev || now.st_ino != was->st_ino) {
+        return ESTALE;
+    }
+    if ((name->shm_object ? shm_unlink(name->path) : unlink(name->path)) < 0) {
+        return errno;
+    }
+    return 0;
+}
+
+/* Removes the shm object job made, unless someone deleted it and made
+ * another meanwhile. */
 static void
 unlink_made_shm(sa_create_job *job)
 {
-    struct stat ours, now;
-    int fd;
+    struct stat ours;
 
-    if (fstat(job->fd, &ours) < 0) {
-        return;
-    }
-    fd = shm_open(job->name->path, O_RDONLY | SHM_NONBLOCK, 0);
-    if (fd < 0) {
-        /* Gone (ENOENT), or a mode without read for us: ours still. */
-        if (errno == EACCES) {
-            shm_unlink(job->name->path);
-        }
-        return;
-    }
-    if (fstat(fd, &now) == 0 && now.st_dev == ours.st_dev &&
-        now.st_ino == ours.st_ino) {
+    /* A mode without read for us cannot be opened to compare: still ours
+     * (made with O_EXCL, and nobody else could open it either). */
+    if (fstat(job->fd, &ours) == 0 &&
+        unlink_if_same(job->name, &ours) == EACCES) {
         shm_unlink(job->name->path);
     }
-    close(fd);
 }
 
 void
@@ -807,10 +835,12 @@ prepare_shm(sa_create_job *job)
         goto error;
     }
     /* Exactly the mode asked for, whatever the umask. */
-    if ((job->st.st_mode & 07777) != (mode_t)job->mode &&
-        fchmod(job->fd, (mode_t)job->mode) < 0) {
-        err = errno;
-        goto error;
+    if ((job->st.st_mode & 07777) != (mode_t)job->mode) {
+        if (fchmod(job->fd, (mode_t)job->mode) < 0) {
+            err = errno;
+            goto error;
+        }
+        job->st.st_mode = (job->st.st_mode & ~(mode_t)07777) | job->mode;
     }
     /* Where shm objects take write(2) (Linux, FreeBSD), the marked header
      * goes in before the object has any other size, so that an attacher
@@ -828,8 +858,9 @@ prepare_shm(sa_create_job *job)
         err = errno;
         goto error;
     }
-    if ((err = sa_stat(job->fd, NULL, 0, &job->st, &job->id)) != 0 ||
-        (err = sa_map(job->fd, &job->st, job->total, 1, &job->addr,
+    /* Only its size changed since sa_stat: no second call for that. */
+    job->st.st_size = (off_t)job->total;
+    if ((err = sa_map(job->fd, &job->st, job->total, 1, &job->addr,
                       &job->size)) != 0) {
         goto error;
     }
@@ -1036,20 +1067,5 @@ error:
 int
 sa_unlink_checked(const sa_probe *p, const sa_name *name)
 {
-    struct stat now;
-    sa_ident id;
-    int err;
-
-    if ((err = sa_stat_path(name->path, name->shm_object, 1, &now, &id)) !=
-        0) {
-        return err;
-    }
-    if (now.st_dev != p->st.st_dev || now.st_ino != p->st.st_ino) {
-        /* Replaced since we validated it: not ours to remove. */
-        return ESTALE;
-    }
-    if ((name->shm_object ? shm_unlink(name->path) : unlink(name->path)) < 0) {
-        return errno;
-    }
-    return 0;
+    return unlink_if_same(name, &p->st);
 }
